@@ -1,0 +1,28 @@
+"""The JSON API under /api/v1, documented by flask-smorest."""
+from __future__ import annotations
+
+import flask_smorest
+
+from .errors import FastAPIStyleParser
+
+
+class Blueprint(flask_smorest.Blueprint):
+    ARGUMENTS_PARSER = FastAPIStyleParser()
+
+
+class Api(flask_smorest.Api):
+    """flask-smorest without its app-wide JSON error handler: ours answers the API in FastAPI's
+    shape and the console in HTML (see etl_console.web_errors)."""
+
+    def _register_error_handlers(self):
+        pass
+
+
+def init_api(app) -> Api:
+    from .health import blp as health_blp
+    from .pipelines import blp as pipelines_blp
+
+    api = Api(app)
+    api.register_blueprint(pipelines_blp)
+    api.register_blueprint(health_blp)
+    return api

@@ -1,0 +1,32 @@
+"""What API views need from the application: a request-scoped session and the runner's doorbell."""
+from __future__ import annotations
+
+import flask
+from sqlalchemy.orm import Session
+
+
+def state():
+    return flask.current_app.extensions["etl"]
+
+
+def db_session() -> Session:
+    """One session per request, closed (and rolled back if left open) at teardown."""
+    if "db_session" not in flask.g:
+        flask.g.db_session = state().database.sessions()
+    return flask.g.db_session
+
+
+def close_db_session(_exc=None) -> None:
+    session = flask.g.pop("db_session", None)
+    if session is not None:
+        session.close()
+
+
+def allowed_targets() -> tuple[str, ...]:
+    return state().config.allowed_target_tables
+
+
+def wake_runner() -> None:
+    runner = state().runner
+    if runner is not None:
+        runner.wake()

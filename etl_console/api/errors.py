@@ -1,0 +1,158 @@
+"""FastAPI-compatible error bodies: {"detail": "..."} and the 422 list, built in this one module."""
+from __future__ import annotations
+
+import json
+import typing
+
+import flask
+import marshmallow as ma
+from webargs import core
+from webargs.flaskparser import FlaskParser, is_json_request
+from werkzeug.exceptions import HTTPException, UnprocessableEntity
+
+from ..services import errors as domain
+from .fields import FieldError
+
+DOMAIN_STATUS: dict[type[domain.DomainError], int] = {
+    domain.PipelineNotFound: 404,
+    domain.RunNotFound: 404,
+    domain.NameTaken: 400,
+    domain.TargetNotAllowed: 400,
+    domain.InvalidSourceQuery: 400,
+    domain.InvalidPipeline: 400,
+    domain.PipelineBusy: 409,
+}
+
+# FastAPI's own texts for routing errors.
+HTTP_DETAIL = {404: "Not Found", 405: "Method Not Allowed", 413: "Request Entity Too Large"}
+
+_LOCATION = {"json": "body", "query": "query", "querystring": "query", "path": "path", "view_args": "path"}
+
+
+class RequestValidationFailed(UnprocessableEntity):
+    def __init__(self, errors: list[dict]) -> None:
+        super().__init__()
+        self.errors = errors
+
+
+def status_for(error: domain.DomainError) -> int:
+    for cls in type(error).__mro__:
+        if cls in DOMAIN_STATUS:
+            return DOMAIN_STATUS[cls]
+    return 400
+
+
+def json_error(detail: typing.Any, status: int, headers: dict | None = None) -> flask.Response:
+    response = flask.current_app.json.response({"detail": detail})
+    response.status_code = status
+    for key, value in (headers or {}).items():
+        response.headers[key] = value
+    return response
+
+
+def api_error_response(error: Exception) -> flask.Response:
+    if isinstance(error, RequestValidationFailed):
+        return json_error(error.errors, 422)
+    if isinstance(error, domain.DomainError):
+        return json_error(str(error), status_for(error))
+    if isinstance(error, HTTPException):
+        headers = {"Allow": error.valid_methods and ", ".join(error.valid_methods)} if error.code == 405 else {}
+        detail = HTTP_DETAIL.get(error.code, error.description or error.name)
+        return json_error(detail, error.code or 500, {k: v for k, v in headers.items() if v})
+    flask.current_app.logger.exception("unhandled API error", exc_info=error)
+    return json_error("Internal Server Error", 500)
+
+
+def validation_error(type_: str, loc: list, msg: str, value: typing.Any, ctx: dict | None = None) -> dict:
+    item = {"type": type_, "loc": loc, "msg": msg, "input": value}
+    if ctx:
+        item["ctx"] = ctx
+    return item
+
+
+def messages_to_errors(messages: dict, body: typing.Any) -> list[dict]:
+    """webargs' {location: {field: [message]}} into FastAPI's list, in schema field order."""
+    errors = []
+    for location, fields_messages in messages.items():
+        prefix = _LOCATION.get(location, location)
+        source = body if prefix == "body" else None
+        for field, field_messages in fields_messages.items():
+            for message in field_messages if isinstance(field_messages, list) else [field_messages]:
+                if isinstance(message, FieldError):
+                    errors.append(validation_error(message.type, [prefix, field], str(message), message.input, message.ctx))
+                elif message == "Field required":
+                    errors.append(validation_error("missing", [prefix, field], "Field required", source))
+                else:
+                    errors.append(validation_error("value_error", [prefix, field], str(message), None))
+    return errors
+
+
+class FastAPIStyleParser(FlaskParser):
+    """Reads bodies and reports errors as FastAPI does, instead of webargs' defaults."""
+
+    DEFAULT_VALIDATION_STATUS = 422
+
+    def _raw_load_json(self, req: flask.Request) -> typing.Any:
+        data = req.get_data(cache=True)
+        if not data.strip():
+            raise RequestValidationFailed([validation_error("missing", ["body"], "Field required", None)])
+        if req.mimetype and not is_json_request(req):
+            body = data.decode("utf-8", "replace")
+            raise RequestValidationFailed(
+                [
+                    validation_error(
+                        "model_attributes_type",
+                        ["body"],
+                        "Input should be a valid dictionary or object to extract fields from",
+                        body,
+                    )
+                ]
+            )
+        parsed = core.parse_json(data)
+        if not isinstance(parsed, dict):
+            raise RequestValidationFailed(
+                [
+                    validation_error(
+                        "model_attributes_type",
+                        ["body"],
+                        "Input should be a valid dictionary or object to extract fields from",
+                        parsed,
+                    )
+                ]
+            )
+        return parsed
+
+    def _handle_invalid_json_error(self, error, req, *args, **kwargs) -> typing.NoReturn:
+        position = getattr(error, "pos", 0)
+        reason = getattr(error, "msg", "Invalid UTF-8")
+        raise RequestValidationFailed(
+            [validation_error("json_invalid", ["body", position], "JSON decode error", {}, {"error": reason})]
+        )
+
+    def handle_error(self, error: ma.ValidationError, req, schema, *, error_status_code, error_headers):
+        body = None
+        if req.get_data(cache=True):
+            try:
+                body = json.loads(req.get_data(cache=True))
+            except ValueError:
+                body = None
+        raise RequestValidationFailed(messages_to_errors(error.messages, body))
+
+
+def path_uuid(value: str, name: str = "pipeline_id"):
+    """Path ids are UUIDs; anything else is a 422 on ["path", name], as FastAPI answered."""
+    import uuid
+
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        cleaned = value.replace("-", "")
+        if len(cleaned) != 32:
+            msg = f"Input should be a valid UUID, invalid length: expected length 32 for simple format, found {len(cleaned)}"
+        else:
+            bad = next((c for c in value if c not in "0123456789abcdefABCDEF-"), "?")
+            msg = (
+                "Input should be a valid UUID, invalid character: expected an optional prefix of `urn:uuid:` "
+                f"followed by [0-9a-fA-F-], found `{bad}` at {value.index(bad) + 1 if bad in value else 0}"
+            )
+        raise RequestValidationFailed([validation_error("uuid_parsing", ["path", name], msg, value)]) from None

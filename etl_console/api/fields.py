@@ -1,0 +1,175 @@
+"""Marshmallow fields that accept and reject input the way the FastAPI/Pydantic v2 original did.
+
+Each rejection raises a ValidationError whose message is a `FieldError`: a str (so marshmallow and
+the OpenAPI tooling are happy) that also carries Pydantic's error type, input and context, from
+which `api.errors` builds FastAPI's 422 body.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import marshmallow as ma
+
+
+class FieldError(str):
+    def __new__(cls, type_: str, msg: str, value: Any, ctx: dict | None = None) -> "FieldError":
+        error = super().__new__(cls, msg)
+        error.type = type_
+        error.input = value
+        error.ctx = ctx
+        return error
+
+
+def _fail(type_: str, msg: str, value: Any, ctx: dict | None = None) -> ma.ValidationError:
+    return ma.ValidationError(FieldError(type_, msg, value, ctx))
+
+
+class _PydanticField(ma.fields.Field):
+    """None is rejected with the field's own type error, as Pydantic does for non-Optional fields."""
+
+    type_error = ("value_error", "Invalid value")
+    default_error_messages = {"required": "Field required"}
+
+    def deserialize(self, value, attr=None, data=None, **kwargs):
+        if value is None and not self.allow_none:
+            raise _fail(*self.type_error, value)
+        return super().deserialize(value, attr, data, **kwargs)
+
+
+class String(_PydanticField, ma.fields.String):
+    type_error = ("string_type", "Input should be a valid string")
+
+    def __init__(self, *, min_length: int | None = None, max_length: int | None = None, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.min_length, self.max_length = min_length, max_length
+        if min_length is not None or max_length is not None:
+            self.metadata.update({k: v for k, v in (("minLength", min_length), ("maxLength", max_length)) if v})
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, str):
+            raise _fail(*self.type_error, value)
+        if self.min_length is not None and len(value) < self.min_length:
+            unit = "character" if self.min_length == 1 else "characters"
+            raise _fail(
+                "string_too_short",
+                f"String should have at least {self.min_length} {unit}",
+                value,
+                {"min_length": self.min_length},
+            )
+        if self.max_length is not None and len(value) > self.max_length:
+            unit = "character" if self.max_length == 1 else "characters"
+            raise _fail(
+                "string_too_long",
+                f"String should have at most {self.max_length} {unit}",
+                value,
+                {"max_length": self.max_length},
+            )
+        return value
+
+
+class Integer(_PydanticField, ma.fields.Integer):
+    type_error = ("int_type", "Input should be a valid integer")
+
+    def __init__(self, *, ge: int | None = None, le: int | None = None, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.ge, self.le = ge, le
+        if ge is not None:
+            self.metadata["minimum"] = ge
+        if le is not None:
+            self.metadata["maximum"] = le
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        number = self._to_int(value)
+        if self.ge is not None and number < self.ge:
+            raise _fail(
+                "greater_than_equal", f"Input should be greater than or equal to {self.ge}", value, {"ge": self.ge}
+            )
+        if self.le is not None and number > self.le:
+            raise _fail("less_than_equal", f"Input should be less than or equal to {self.le}", value, {"le": self.le})
+        return number
+
+    def _to_int(self, value: Any) -> int:
+        if isinstance(value, bool):
+            return int(value)
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float):
+            if not math.isfinite(value):
+                raise _fail("finite_number", "Input should be a finite number", value)
+            if abs(value) >= 2**63:
+                raise _fail(
+                    "int_parsing_size", "Unable to parse input string as an integer, exceeded maximum size", value
+                )
+            if value != int(value):
+                raise _fail("int_from_float", "Input should be a valid integer, got a number with a fractional part", value)
+            return int(value)
+        if isinstance(value, str):
+            try:
+                return int(value.strip())
+            except ValueError:
+                raise _fail(
+                    "int_parsing", "Input should be a valid integer, unable to parse string as an integer", value
+                ) from None
+        raise _fail(*self.type_error, value)
+
+
+class Boolean(_PydanticField, ma.fields.Boolean):
+    type_error = ("bool_type", "Input should be a valid boolean")
+    _TRUE = {"1", "on", "t", "true", "y", "yes"}
+    _FALSE = {"0", "off", "f", "false", "n", "no"}
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, bool):
+            return value
+        parsing = ("bool_parsing", "Input should be a valid boolean, unable to interpret input", value)
+        if isinstance(value, int):
+            if value in (0, 1):
+                return bool(value)
+            raise _fail(*parsing)
+        if isinstance(value, str):
+            lowered = value.strip().lower()
+            if lowered in self._TRUE:
+                return True
+            if lowered in self._FALSE:
+                return False
+            raise _fail(*parsing)
+        raise _fail(*self.type_error, value)
+
+
+class Literal(_PydanticField, ma.fields.String):
+    """One of a fixed set of strings (Pydantic's Literal[...])."""
+
+    def __init__(self, choices: tuple[str, ...], **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.choices = choices
+        self.metadata["enum"] = list(choices)
+        quoted = [repr(choice) for choice in choices]
+        self.expected = quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " or " + quoted[-1]
+        self.type_error = ("literal_error", f"Input should be {self.expected}")
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if value not in self.choices or not isinstance(value, str):
+            raise _fail("literal_error", f"Input should be {self.expected}", value, {"expected": self.expected})
+        return value
+
+
+class Uuid(_PydanticField, ma.fields.UUID):
+    type_error = ("uuid_type", "UUID input should be a string, bytes or UUID object")
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        import uuid
+
+        if not isinstance(value, str):
+            raise _fail(*self.type_error, value)
+        try:
+            return uuid.UUID(value)
+        except ValueError:
+            raise _fail(
+                "uuid_parsing",
+                "Input should be a valid UUID, invalid length: expected length 32 for simple format, "
+                f"found {len(value)}"
+                if len(value.replace("-", "")) != 32
+                else "Input should be a valid UUID, invalid character",
+                value,
+            ) from None

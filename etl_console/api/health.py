@@ -1,0 +1,38 @@
+"""GET /api/v1/health: liveness plus readiness (database reachable, a runner alive)."""
+from __future__ import annotations
+
+from flask.views import MethodView
+from sqlalchemy import text
+
+from . import Blueprint
+from .context import state
+from .schemas import HealthSchema
+
+blp = Blueprint("health", __name__, url_prefix="/api/v1", description="Service health")
+
+
+@blp.route("/health")
+class Health(MethodView):
+    @blp.response(200, HealthSchema)
+    @blp.alt_response(503, schema=HealthSchema, description="The database is unreachable or no runner is alive")
+    def get(self):
+        """Health: 200 when the database answers and a runner heartbeated within the lease"""
+        app_state = state()
+        checks = {"database": "ok", "runner": "ok"}
+        try:
+            with app_state.database.engine.connect() as conn:
+                conn.execute(text("SET LOCAL statement_timeout = '2s'"))
+                live_runners = conn.execute(
+                    text(
+                        "SELECT count(*) FROM etl_runners "
+                        "WHERE heartbeat_at > now() - make_interval(secs => :lease)"
+                    ),
+                    {"lease": app_state.config.run_lease_s},
+                ).scalar_one()
+            if not live_runners:
+                checks["runner"] = "no runner has heartbeated within ETL_RUN_LEASE_S"
+        except Exception as error:  # noqa: BLE001 - any failure here means "not ready"
+            checks["database"] = f"unreachable: {type(error).__name__}"
+            checks["runner"] = "unknown"
+        healthy = all(value == "ok" for value in checks.values())
+        return {"status": "ok" if healthy else "unavailable", "checks": checks}, 200 if healthy else 503

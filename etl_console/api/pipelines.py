@@ -1,0 +1,102 @@
+"""/api/v1/pipelines: thin views over the services; every error is mapped in api.errors."""
+from __future__ import annotations
+
+from flask.views import MethodView
+
+from ..services import pipelines as pipeline_service
+from ..services import runs as run_service
+from . import Blueprint
+from .context import allowed_targets, db_session, wake_runner
+from .errors import path_uuid
+from .schemas import (
+    DetailErrorSchema,
+    PipelineCreateSchema,
+    PipelineOutSchema,
+    PipelineRunOutSchema,
+    PipelineUpdateSchema,
+    RunsQuerySchema,
+)
+
+blp = Blueprint(
+    "pipelines",
+    __name__,
+    url_prefix="/api/v1/pipelines",
+    description="Pipelines: configuration, run and pause, run history (the v1 contract).",
+)
+
+
+@blp.url_value_preprocessor
+def _parse_pipeline_id(endpoint, values):
+    if values and "pipeline_id" in values:
+        values["pipeline_id"] = path_uuid(values["pipeline_id"])
+
+
+NOT_FOUND = {"description": "Pipeline not found", "schema": DetailErrorSchema}
+VALIDATION = {"description": "FastAPI-style validation errors", "schema": DetailErrorSchema}
+
+
+@blp.route("/")
+class Pipelines(MethodView):
+    @blp.response(200, PipelineOutSchema(many=True))
+    def get(self):
+        """List all pipelines"""
+        return pipeline_service.list_pipelines(db_session())
+
+    @blp.arguments(PipelineCreateSchema)
+    @blp.response(201, PipelineOutSchema)
+    @blp.alt_response(400, description="Target not allowed, name taken, or not a single SELECT", schema=DetailErrorSchema)
+    @blp.alt_response(422, **VALIDATION)
+    def post(self, data):
+        """Create a pipeline"""
+        return pipeline_service.create_pipeline(db_session(), allowed_targets(), data)
+
+
+@blp.route("/<pipeline_id>")
+class PipelineById(MethodView):
+    @blp.response(200, PipelineOutSchema)
+    @blp.alt_response(404, **NOT_FOUND)
+    @blp.alt_response(422, **VALIDATION)
+    def get(self, pipeline_id):
+        """Get a pipeline"""
+        return pipeline_service.get_pipeline(db_session(), pipeline_id)
+
+    @blp.arguments(PipelineUpdateSchema)
+    @blp.response(200, PipelineOutSchema)
+    @blp.alt_response(400, description="Target not allowed, name taken, or not a single SELECT", schema=DetailErrorSchema)
+    @blp.alt_response(404, **NOT_FOUND)
+    @blp.alt_response(409, description="Cannot update pipeline while it is RUNNING", schema=DetailErrorSchema)
+    @blp.alt_response(422, **VALIDATION)
+    def patch(self, changes, pipeline_id):
+        """Update some fields of a pipeline; an empty body returns it unchanged"""
+        return pipeline_service.update_pipeline(db_session(), allowed_targets(), pipeline_id, changes)
+
+
+@blp.route("/<pipeline_id>/run", methods=["POST"])
+@blp.response(200, PipelineOutSchema)
+@blp.alt_response(404, **NOT_FOUND)
+@blp.alt_response(422, **VALIDATION)
+def run_pipeline(pipeline_id):
+    """Start a run; while one is RUNNING this returns the pipeline unchanged"""
+    pipeline, queued = run_service.request_run(db_session(), pipeline_id)
+    if queued:
+        wake_runner()
+    return pipeline
+
+
+@blp.route("/<pipeline_id>/pause", methods=["POST"])
+@blp.response(200, PipelineOutSchema)
+@blp.alt_response(404, **NOT_FOUND)
+@blp.alt_response(422, **VALIDATION)
+def pause_pipeline(pipeline_id):
+    """Pause; a run in flight stops at its next batch boundary and the target keeps its contents"""
+    return pipeline_service.pause_pipeline(db_session(), pipeline_id)
+
+
+@blp.route("/<pipeline_id>/runs", methods=["GET"])
+@blp.arguments(RunsQuerySchema, location="query")
+@blp.response(200, PipelineRunOutSchema(many=True))
+@blp.alt_response(404, **NOT_FOUND)
+@blp.alt_response(422, **VALIDATION)
+def list_runs(query, pipeline_id):
+    """Run history, newest first (limit 1..500, default 50)"""
+    return run_service.list_runs(db_session(), pipeline_id, query["limit"])

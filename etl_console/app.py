@@ -1,0 +1,97 @@
+"""The application factory. Nothing happens at import time; create_app does it all."""
+from __future__ import annotations
+
+import atexit
+import json
+import logging
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from flask.json.provider import DefaultJSONProvider
+
+from .config import Config
+from .db.engine import Database
+from .db.migrate import upgrade
+
+log = logging.getLogger(__name__)
+
+
+def _asset_dir(name: str) -> str:
+    """templates/ and static/ sit beside the package in a checkout, or under share/ when installed."""
+    import sys
+
+    in_checkout = Path(__file__).resolve().parent.parent / name
+    if in_checkout.is_dir():
+        return str(in_checkout)
+    return str(Path(sys.prefix) / "share" / "etl-console" / name)
+
+
+class ContractJSONProvider(DefaultJSONProvider):
+    """Bytes as FastAPI's JSONResponse writes them: declared key order, compact, UTF-8, no newline."""
+
+    sort_keys = False
+    ensure_ascii = False
+    compact = True
+
+    def dumps(self, obj: Any, **kwargs: Any) -> str:
+        options = {"default": self.default, "ensure_ascii": False, "sort_keys": False, "separators": (",", ":")}
+        options.update(kwargs)
+        return json.dumps(obj, **options)
+
+    def response(self, *args: Any, **kwargs: Any):
+        obj = self._prepare_response_obj(args, kwargs)
+        return self._app.response_class(self.dumps(obj), mimetype="application/json")
+
+
+@dataclass
+class EtlState:
+    config: Config
+    database: Database
+    runner: Any = None
+
+
+def create_app(overrides: dict[str, Any] | None = None) -> Flask:
+    overrides = dict(overrides or {})
+    start_runner = overrides.pop("START_RUNNER", None)
+    config = Config.from_env(**overrides)
+    app = Flask("etl_console", template_folder=_asset_dir("templates"), static_folder=_asset_dir("static"))
+    app.json = ContractJSONProvider(app)
+    app.config.update(
+        SECRET_KEY=config.secret_key or secrets.token_hex(32),
+        API_TITLE="etl-console",
+        API_VERSION="v1",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/api/v1",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="/docs",
+        OPENAPI_SWAGGER_UI_URL="/static/vendor/swagger-ui/",
+        MAX_CONTENT_LENGTH=1 << 20,
+        JSON_SORT_KEYS=False,
+    )
+    app.config.update(config.extra)
+    logging.basicConfig(level=config.log_level)
+
+    database = Database.connect(config)
+    upgrade(database.engine)
+    state = EtlState(config, database)
+    app.extensions["etl"] = state
+
+    from .api import init_api
+    from .api.context import close_db_session
+    from .console import init_console
+    from .web_errors import init_error_handlers
+
+    init_api(app)
+    init_console(app)
+    init_error_handlers(app)
+    app.teardown_appcontext(close_db_session)
+
+    if start_runner if start_runner is not None else config.runner == "thread":
+        from .runner.runner import Runner
+
+        state.runner = Runner(database, config, name="web").start()
+        atexit.register(state.runner.stop)
+    return app

@@ -1,0 +1,161 @@
+"""The `etl-console` command (click, through Flask's CLI)."""
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import time
+
+import click
+from flask.cli import FlaskGroup
+
+from .config import Config
+
+
+def _app_factory():
+    from . import create_app
+
+    return create_app()
+
+
+@click.group(cls=FlaskGroup, create_app=_app_factory, add_default_commands=False, add_version_option=False)
+def main() -> None:
+    """etl-console: manage and run SQL ETL pipelines.
+
+    Settings come from ETL_* environment variables (see the README). With no ETL_DATABASE_URL an
+    embedded PostgreSQL is started under ETL_DATA_DIR.
+    """
+
+
+def _database(config: Config):
+    from .db.engine import Database
+    from .db.migrate import upgrade
+
+    database = Database.connect(config)
+    upgrade(database.engine)
+    return database
+
+
+@main.group()
+def db() -> None:
+    """Metadata database commands."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Apply the Alembic migrations (idempotent)."""
+    from .db.engine import Database
+    from .db.migrate import current_revision, upgrade
+
+    database = Database.connect(Config.from_env())
+    upgrade(database.engine)
+    click.echo(f"database at revision {current_revision(database.engine)}")
+
+
+@main.command()
+@click.option("--films", default=1000, show_default=True, type=click.IntRange(0), help="Rows in content.film_work.")
+@click.option("--ratings", default=5000, show_default=True, type=click.IntRange(0), help="Rows in ugc.ratings.")
+def demo(films: int, ratings: int) -> None:
+    """Create the contract's world: schemas, generated rows and the two example pipelines (idempotent)."""
+    from .services.demo import ensure_demo
+
+    config = Config.from_env()
+    report = ensure_demo(_database(config), config, films, ratings)
+    click.echo(
+        f"demo ready: {report.films} films, {report.ratings} ratings "
+        f"({'generated' if report.regenerated else 'already present'} in {report.seconds:.1f} s); "
+        f"pipelines: {', '.join(report.pipelines)}"
+    )
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", default=8000, show_default=True, type=int, help="Port to bind.")
+@click.option("--demo", "with_demo", is_flag=True, help="Create the demo world first (etl-console demo).")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1), help="gunicorn worker processes.")
+@click.option("--threads", default=8, show_default=True, type=click.IntRange(1), help="Threads per worker.")
+def serve(host: str, port: int, with_demo: bool, workers: int, threads: int) -> None:
+    """Migrate, optionally load the demo, and serve the console and API with gunicorn."""
+    config = Config.from_env()
+    database = _database(config)
+    if with_demo:
+        from .services.demo import ensure_demo
+
+        report = ensure_demo(database, config, 1000, 5000)
+        click.echo(f"demo ready: pipelines {', '.join(report.pipelines)}")
+    # Workers join the server this process started instead of each resolving it again.
+    os.environ["ETL_DATABASE_URL"] = database.url
+    database.dispose()
+    from .serving import serve_gunicorn
+
+    click.echo(f"etl-console on http://{host}:{port}/  (API docs: http://{host}:{port}/api/v1/docs)")
+    serve_gunicorn(f"{host}:{port}", workers=workers, threads=threads)
+
+
+@main.command()
+def worker() -> None:
+    """Run a standalone runner: claims and executes queued runs until SIGTERM/SIGINT."""
+    from .runner.runner import Runner
+
+    config = Config.from_env()
+    runner = Runner(_database(config), config, name="worker").start()
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    click.echo(f"worker {runner.worker_id} running")
+    stop.wait()
+    click.echo("stopping: cancelling runs in flight")
+    runner.stop()
+
+
+@main.command("run")
+@click.argument("name_or_id")
+@click.option("--wait", is_flag=True, help="Execute here, show progress, and exit non-zero if the run fails.")
+def run_command(name_or_id: str, wait: bool) -> None:
+    """Start a run of the pipeline NAME_OR_ID."""
+    from .runner.runner import Runner
+    from .services import pipelines, runs
+    from .services.errors import PipelineNotFound
+
+    config = Config.from_env()
+    database = _database(config)
+    with database.sessions() as session:
+        try:
+            pipeline = pipelines.find_pipeline(session, name_or_id)
+        except PipelineNotFound:
+            raise click.ClickException(f"no pipeline named or with id {name_or_id!r}") from None
+        pipeline, queued = runs.request_run(session, pipeline.id)
+        run = runs.active_run(session, pipeline.id)
+    if run is None:
+        raise click.ClickException(f"pipeline {pipeline.name} is {pipeline.status}: a cancelled run is still stopping")
+    click.echo(f"run {run.id} of {pipeline.name} {'queued' if queued else 'already running'}")
+    if not wait:
+        return
+    runner = Runner(database, config, name="cli").start()
+    try:
+        final = _watch(database, run.id)
+    finally:
+        runner.stop()
+    if final.status != "SUCCESS":
+        click.echo(f"FAILED: {final.error_message}", err=True)
+        sys.exit(1)
+    click.echo(f"SUCCESS: {final.rows_written:,} rows written")
+
+
+def _watch(database, run_id):
+    """Poll the run and draw one progress line; returns the finished run."""
+    from .db.models import PipelineRun
+
+    started = time.monotonic()
+    while True:
+        with database.sessions() as session:
+            run = session.get(PipelineRun, run_id)
+        elapsed = max(time.monotonic() - started, 1e-6)
+        rate = run.rows_read / elapsed
+        line = f"\r{run.status:<8} {run.rows_read:>12,} rows  {rate:>10,.0f} rows/s  {elapsed:6.1f} s"
+        click.echo(line, nl=False, err=True)
+        if run.status != "RUNNING":
+            click.echo("", err=True)
+            return run
+        time.sleep(0.5)

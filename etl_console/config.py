@@ -1,0 +1,71 @@
+"""One Config object, read from ETL_* environment variables (overrides win)."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, Mapping
+
+DEFAULT_ALLOWED_TARGETS = ("analytics.film_dim", "analytics.film_rating_agg")
+
+
+def _bool(value: str) -> bool:
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _tuple(value: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in value.split(",") if item.strip())
+
+
+@dataclass(frozen=True)
+class Config:
+    """Every setting, its ETL_* variable and its default; the README's table mirrors this."""
+
+    database_url: str | None = None  # ETL_DATABASE_URL; None starts the embedded server
+    warehouse_url: str | None = None  # ETL_WAREHOUSE_URL; None means the metadata database
+    data_dir: str = "./.etl-console"  # ETL_DATA_DIR; the embedded server's home
+    allowed_target_tables: tuple[str, ...] = DEFAULT_ALLOWED_TARGETS  # ETL_ALLOWED_TARGET_TABLES
+    runner: str = "thread"  # ETL_RUNNER: thread | off
+    runner_threads: int = 4  # ETL_RUNNER_THREADS: runs one runner executes at once
+    run_lease_s: float = 30.0  # ETL_RUN_LEASE_S: heartbeat age after which a run is lost
+    heartbeat_s: float = 0.5  # ETL_HEARTBEAT_S: progress, heartbeat and pause-check period
+    poll_s: float = 1.0  # ETL_POLL_S: how often an idle runner looks for queued runs
+    statement_timeout_s: float = 300.0  # ETL_STATEMENT_TIMEOUT_S: source query limit
+    secret_key: str | None = None  # ETL_SECRET_KEY: signs console sessions and CSRF tokens
+    log_level: str = "INFO"  # ETL_LOG_LEVEL
+    extra: Mapping[str, Any] = field(default_factory=dict)  # Flask settings from overrides
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "Config":
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = environ.get(f"ETL_{f.name.upper()}")
+            if raw is None or f.name == "extra":
+                continue
+            if f.type in ("int",):
+                values[f.name] = int(raw)
+            elif f.type in ("float",):
+                values[f.name] = float(raw)
+            elif f.type == "bool":
+                values[f.name] = _bool(raw)
+            elif f.name == "allowed_target_tables":
+                values[f.name] = _tuple(raw)
+            elif f.name.endswith("_url"):
+                values[f.name] = raw or None  # an empty URL means "not set"
+            else:
+                values[f.name] = raw
+        known = {f.name for f in fields(cls)}
+        extra = {k: v for k, v in overrides.items() if k not in known}
+        values.update({k: v for k, v in overrides.items() if k in known})
+        config = cls(**values)
+        if extra:
+            config = replace(config, extra={**config.extra, **extra})
+        config.validate()
+        return config
+
+    def validate(self) -> None:
+        if self.runner not in ("thread", "off"):
+            raise ValueError(f"ETL_RUNNER must be 'thread' or 'off', not {self.runner!r}")
+        for table in self.allowed_target_tables:
+            if table.count(".") != 1:
+                raise ValueError(f"ETL_ALLOWED_TARGET_TABLES entry {table!r} must be schema.table")

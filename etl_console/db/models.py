@@ -1,0 +1,139 @@
+"""SQLAlchemy 2.x models of the metadata tables."""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class PipelineStatus:
+    IDLE = "IDLE"
+    RUNNING = "RUNNING"
+    PAUSED = "PAUSED"
+    FAILED = "FAILED"
+
+
+class RunStatus:
+    RUNNING = "RUNNING"
+    SUCCESS = "SUCCESS"
+    FAILED = "FAILED"
+
+
+class Pipeline(Base):
+    __tablename__ = "etl_pipelines"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    description: Mapped[str | None] = mapped_column(Text)
+    type: Mapped[str] = mapped_column(String(16), default="SQL")
+    mode: Mapped[str] = mapped_column(String(16), default="full")
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    status: Mapped[str] = mapped_column(String(16), default=PipelineStatus.IDLE)
+    target_table: Mapped[str] = mapped_column(String(255))
+    batch_size: Mapped[int] = mapped_column(Integer, default=1000)
+    source_query: Mapped[str] = mapped_column(Text)
+    incremental_key: Mapped[str | None] = mapped_column(String(255))
+    schedule: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+    __table_args__ = (Index("ix_etl_pipelines_status", "status"),)
+
+
+class PipelineRun(Base):
+    __tablename__ = "etl_pipeline_runs"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    pipeline_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("etl_pipelines.id", ondelete="CASCADE")
+    )
+    status: Mapped[str] = mapped_column(String(16), default=RunStatus.RUNNING)
+    started_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.clock_timestamp()
+    )
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    rows_read: Mapped[int] = mapped_column(BigInteger, default=0)
+    rows_written: Mapped[int] = mapped_column(BigInteger, default=0)
+    error_message: Mapped[str | None] = mapped_column(Text)
+    # Runner bookkeeping, never part of the v1 shapes.
+    worker_id: Mapped[str | None] = mapped_column(String(255))
+    claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    cancel_requested: Mapped[str | None] = mapped_column(String(32))
+    config_snapshot: Mapped[dict | None] = mapped_column(JSONB)
+    trigger: Mapped[str] = mapped_column(String(16), default="manual")
+    details: Mapped[dict | None] = mapped_column(JSONB)
+
+    __table_args__ = (
+        # Run history, newest first, stays an index scan at 100k runs per pipeline.
+        Index("ix_etl_pipeline_runs_history", "pipeline_id", text("started_at DESC"), text("id DESC")),
+        # At most one RUNNING run per pipeline, whatever process created it.
+        Index(
+            "uq_etl_pipeline_runs_one_running",
+            "pipeline_id",
+            unique=True,
+            postgresql_where=text("status = 'RUNNING'"),
+        ),
+        Index("ix_etl_pipeline_runs_running", "started_at", postgresql_where=text("status = 'RUNNING'")),
+    )
+
+
+class PipelineState(Base):
+    """Incremental watermark of a pipeline (used by incremental mode)."""
+
+    __tablename__ = "etl_state"
+
+    pipeline_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("etl_pipelines.id", ondelete="CASCADE"), primary_key=True
+    )
+    watermark: Mapped[dict | None] = mapped_column(JSONB)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+
+class PipelineTask(Base):
+    """Ordered task descriptions of a pipeline (reserved for PYTHON pipelines)."""
+
+    __tablename__ = "etl_pipeline_tasks"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    pipeline_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("etl_pipelines.id", ondelete="CASCADE"), index=True
+    )
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    kind: Mapped[str] = mapped_column(String(32))
+    config: Mapped[dict | None] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class RunnerHeartbeat(Base):
+    """One row per live runner process, so health checks can tell a dead runner."""
+
+    __tablename__ = "etl_runners"
+
+    worker_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    hostname: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    heartbeat_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

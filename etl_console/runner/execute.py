@@ -1,0 +1,132 @@
+"""One run, from its claimed configuration snapshot to a recorded SUCCESS or FAILED."""
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Callable
+
+import psycopg2
+
+from ..services.errors import InvalidSourceQuery
+from ..services.sql_guard import check_source_query
+from ..warehouse.full_load import FullLoad, LoadCancelled
+from ..warehouse.target import LoadError
+from . import queries
+
+if TYPE_CHECKING:
+    from .queries import ClaimedRun
+    from .runner import ActiveRun, Runner
+
+log = logging.getLogger(__name__)
+
+PAUSE_MESSAGE = "Run cancelled by a pause after {rows} rows; the target keeps its previous contents"
+
+
+class LeaseLost(Exception):
+    """Another runner reaped this run: this worker must not commit or record anything."""
+
+
+class RunExecution:
+    def __init__(self, runner: "Runner", claimed: "ClaimedRun", active: "ActiveRun") -> None:
+        self.runner = runner
+        self.claimed = claimed
+        self.active = active
+        self.timings: dict[str, float] = {}
+
+    # LoadHooks -------------------------------------------------------------------------------
+    def on_batch(self, rows_read: int, rows_written: int) -> None:
+        self.active.rows_read, self.active.rows_written = rows_read, rows_written
+        self._raise_if_cancelled()
+
+    def commit(self, commit_target: Callable[[], None]) -> None:
+        runner = self.runner
+        with runner.engine.begin() as conn:
+            ours, cancel = queries.lock_owned_run(conn, self.claimed.run_id, runner.worker_id)
+            if not ours:
+                raise LeaseLost()
+            if cancel == "pause":
+                self.active.cancel_reason = "pause"
+            self._raise_if_cancelled()
+            commit_target()
+            queries.finish_run(
+                conn,
+                self.claimed.run_id,
+                self.claimed.pipeline_id,
+                runner.worker_id,
+                succeeded=True,
+                rows_read=self.active.rows_read,
+                rows_written=self.active.rows_written,
+                details={"timings": self.timings},
+            )
+
+    # the run -----------------------------------------------------------------------------------
+    def run(self) -> None:
+        config = self.claimed.config
+        try:
+            self._raise_if_cancelled()
+            query = check_source_query(config["source_query"])
+            load = FullLoad(
+                source_dsn=self.runner.database.warehouse_dsn,
+                target_dsn=self.runner.database.warehouse_dsn,
+                query=query,
+                target_table=config["target_table"],
+                batch_size=config["batch_size"],
+                statement_timeout_s=self.runner.config.statement_timeout_s,
+            )
+            result = load.run(self)
+            self.timings.update(result.timings)
+            log.info("run %s succeeded: %s rows", self.claimed.run_id, result.rows_written)
+        except LeaseLost:
+            log.warning("run %s: lease lost, target rolled back, nothing recorded", self.claimed.run_id)
+        except LoadCancelled as cancelled:
+            self._fail(str(cancelled), pipeline_status="PAUSED" if self._paused else None)
+        except (LoadError, InvalidSourceQuery) as error:
+            self._fail(str(error))
+        except psycopg2.Error as error:
+            self._fail(describe_pg_error(error))
+        except Exception as error:  # noqa: BLE001 - every error becomes a FAILED run
+            log.exception("run %s crashed", self.claimed.run_id)
+            self._fail(f"internal error: {type(error).__name__}: {error}")
+
+    @property
+    def _paused(self) -> bool:
+        return self.active.cancel_reason == "pause"
+
+    def _raise_if_cancelled(self) -> None:
+        reason = self.active.cancel_reason
+        if reason is None:
+            return
+        if reason == "pause":
+            raise LoadCancelled(PAUSE_MESSAGE.format(rows=self.active.rows_read))
+        raise LoadCancelled(reason)
+
+    def _fail(self, message: str, pipeline_status: str | None = None) -> None:
+        log.info("run %s failed: %s", self.claimed.run_id, message)
+        try:
+            with self.runner.engine.begin() as conn:
+                recorded = queries.finish_run(
+                    conn,
+                    self.claimed.run_id,
+                    self.claimed.pipeline_id,
+                    self.runner.worker_id,
+                    succeeded=False,
+                    rows_read=self.active.rows_read,
+                    rows_written=self.active.rows_written,
+                    error_message=message,
+                    details={"timings": self.timings},
+                    pipeline_status=pipeline_status,
+                )
+            if not recorded:
+                log.warning("run %s was reaped before its failure could be recorded", self.claimed.run_id)
+        except Exception:  # noqa: BLE001 - the reaper will record it as lost
+            log.exception("could not record failure of run %s", self.claimed.run_id)
+
+
+def describe_pg_error(error: psycopg2.Error) -> str:
+    """PostgreSQL's message plus its detail and context lines, which name the row and column."""
+    diag = error.diag
+    parts = [diag.message_primary or str(error).strip().splitlines()[0]]
+    if diag.message_detail:
+        parts.append(f"DETAIL: {diag.message_detail}")
+    if diag.context:
+        parts.append(f"CONTEXT: {diag.context.strip().splitlines()[0]}")
+    return "; ".join(parts)

@@ -1,0 +1,167 @@
+"""The runner: claims queued runs in the database, executes them on threads, heartbeats, reaps.
+
+Any number of runners (gunicorn workers, `etl-console worker` processes, other hosts) may share one
+database: a run is claimed with SELECT ... FOR UPDATE SKIP LOCKED, a partial unique index allows one
+RUNNING run per pipeline, and a run commits its target only while holding its own row lock and
+still owning a live lease. The runner opens connections per use and holds none while idle.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import text
+
+from ..config import Config
+from ..db.engine import Database
+from . import queries
+from .execute import RunExecution
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ActiveRun:
+    run_id: uuid.UUID
+    pipeline_id: uuid.UUID
+    rows_read: int = 0
+    rows_written: int = 0
+    cancel_reason: str | None = None  # set by the monitor; acted on at the next batch boundary
+
+
+class Runner:
+    def __init__(self, database: Database, config: Config, name: str = "runner") -> None:
+        self.database = database
+        self.config = config
+        self.engine = database.unpooled_engine()
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{name}:{uuid.uuid4().hex[:8]}"
+        self._slots = threading.BoundedSemaphore(config.runner_threads)
+        self._active: dict[uuid.UUID, ActiveRun] = {}
+        self._threads: dict[uuid.UUID, threading.Thread] = {}
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._loop_thread: threading.Thread | None = None
+        self._last_claim = self._last_reap = self._last_presence = 0.0
+
+    # lifecycle -----------------------------------------------------------------------------
+    def start(self) -> "Runner":
+        if self._loop_thread is None:
+            self._loop_thread = threading.Thread(target=self._loop, name="etl-runner", daemon=True)
+            self._loop_thread.start()
+            log.info("runner %s started", self.worker_id)
+        return self
+
+    def wake(self) -> None:
+        """A run was just queued: look for it now rather than at the next poll."""
+        self._wake.set()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Cancel runs in flight (their targets roll back), record them FAILED, and stop."""
+        self._stopping.set()
+        with self._lock:
+            for active in self._active.values():
+                active.cancel_reason = "Run cancelled: its worker shut down; the target keeps its previous contents"
+            threads = list(self._threads.values())
+        self._wake.set()
+        deadline = time.monotonic() + timeout
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        if self._loop_thread is not None:
+            self._loop_thread.join(max(0.0, deadline - time.monotonic()))
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(text("DELETE FROM etl_runners WHERE worker_id = :w"), {"w": self.worker_id})
+        except Exception:  # noqa: BLE001 - the database may already be gone at shutdown
+            log.debug("could not remove runner row", exc_info=True)
+        self.engine.dispose()
+
+    @property
+    def active_runs(self) -> list[uuid.UUID]:
+        with self._lock:
+            return list(self._active)
+
+    # the loop ------------------------------------------------------------------------------
+    def _loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                self.tick()
+            except Exception:  # noqa: BLE001 - a database hiccup must not kill the runner
+                log.exception("runner tick failed")
+            self._wake.wait(self.config.heartbeat_s)
+            self._wake.clear()
+
+    def tick(self) -> None:
+        """One round: heartbeat runs in flight, reap lost ones, claim queued ones."""
+        now = time.monotonic()
+        woken = self._wake.is_set()
+        self._heartbeat()
+        if now - self._last_presence >= min(5.0, self.config.run_lease_s / 3):
+            self._last_presence = now
+            with self.engine.begin() as conn:
+                queries.register_runner(conn, self.worker_id, socket.gethostname(), os.getpid())
+        if now - self._last_reap >= min(5.0, self.config.run_lease_s / 3):
+            self._last_reap = now
+            self.reap()
+        if woken or now - self._last_claim >= self.config.poll_s:
+            self._last_claim = now
+            self._claim_all()
+
+    def reap(self) -> int:
+        with self.engine.begin() as conn:
+            lost = queries.reap_lost_runs(conn, self.config.run_lease_s)
+        for run_id in lost:
+            log.warning("run %s reaped: worker lost", run_id)
+        return len(lost)
+
+    def _heartbeat(self) -> None:
+        with self._lock:
+            active = list(self._active.values())
+        if not active:
+            return
+        with self.engine.begin() as conn:
+            for run in active:
+                alive, cancel = queries.heartbeat_run(conn, run, self.worker_id)
+                if not alive and run.cancel_reason is None:
+                    run.cancel_reason = "Run abandoned: this worker lost its lease (another runner reaped it)"
+                elif cancel == "pause" and run.cancel_reason is None:
+                    run.cancel_reason = "pause"
+
+    def _claim_all(self) -> None:
+        while not self._stopping.is_set() and self._slots.acquire(blocking=False):
+            try:
+                with self.engine.begin() as conn:
+                    claimed = queries.claim_run(conn, self.worker_id)
+            except Exception:
+                self._slots.release()
+                raise
+            if claimed is None:
+                self._slots.release()
+                return
+            self._launch(claimed)
+
+    def _launch(self, claimed: "queries.ClaimedRun") -> None:
+        active = ActiveRun(claimed.run_id, claimed.pipeline_id)
+        if claimed.cancel_requested == "pause":
+            active.cancel_reason = "pause"
+        execution = RunExecution(self, claimed, active)
+        thread = threading.Thread(target=self._execute, args=(execution,), name=f"etl-run-{claimed.run_id}")
+        with self._lock:
+            self._active[claimed.run_id] = active
+            self._threads[claimed.run_id] = thread
+        thread.start()
+
+    def _execute(self, execution: RunExecution) -> None:
+        try:
+            execution.run()
+        finally:
+            with self._lock:
+                self._active.pop(execution.active.run_id, None)
+                self._threads.pop(execution.active.run_id, None)
+            self._slots.release()
+            self._wake.set()  # a slot is free: claim what waits

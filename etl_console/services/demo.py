@@ -1,0 +1,32 @@
+"""The demo world: warehouse data plus the contract's two example pipelines."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from ..config import Config
+from ..db.engine import Database
+from ..db.models import Pipeline
+from ..warehouse.demo import PIPELINES, load_demo_data
+from .pipelines import create_pipeline
+
+
+@dataclass
+class DemoSummary:
+    films: int
+    ratings: int
+    regenerated: bool
+    seconds: float
+    pipelines: list[str]
+
+
+def ensure_demo(database: Database, config: Config, films: int, ratings: int) -> DemoSummary:
+    report = load_demo_data(database.warehouse_dsn, films, ratings)
+    allowed = set(config.allowed_target_tables) | {p["target_table"] for p in PIPELINES}
+    with database.sessions() as session:
+        existing = set(session.scalars(select(Pipeline.name)))
+        for spec in PIPELINES:
+            if spec["name"] not in existing:
+                create_pipeline(session, allowed, dict(spec))
+    return DemoSummary(films, ratings, report.regenerated, report.seconds, [p["name"] for p in PIPELINES])

@@ -1,0 +1,38 @@
+"""Domain errors. Services raise them; the web layer maps each to an HTTP status in one place."""
+
+
+class DomainError(Exception):
+    """Base class; str(error) is the message a user sees."""
+
+
+class PipelineNotFound(DomainError):
+    def __init__(self) -> None:
+        super().__init__("Pipeline not found")
+
+
+class RunNotFound(DomainError):
+    def __init__(self) -> None:
+        super().__init__("Run not found")
+
+
+class NameTaken(DomainError):
+    def __init__(self) -> None:
+        super().__init__("Pipeline with this name already exists")
+
+
+class TargetNotAllowed(DomainError):
+    def __init__(self, target_table: str) -> None:
+        super().__init__(f"target_table '{target_table}' is not allowed")
+
+
+class InvalidSourceQuery(DomainError):
+    """The source query is not one read-only SELECT/WITH statement."""
+
+
+class InvalidPipeline(DomainError):
+    """A pipeline setting that is well-typed but not acceptable (e.g. incremental without a key)."""
+
+
+class PipelineBusy(DomainError):
+    def __init__(self) -> None:
+        super().__init__("Cannot update pipeline while it is RUNNING")

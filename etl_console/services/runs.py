@@ -1,0 +1,68 @@
+"""Run requests and run history. Executing a run is the runner's job, not this module's."""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import select, tuple_
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from ..db.models import Pipeline, PipelineRun, PipelineStatus, RunStatus
+from .errors import RunNotFound
+from .pipelines import get_pipeline
+
+
+def request_run(session: Session, pipeline_id: uuid.UUID, trigger: str = "manual") -> tuple[Pipeline, bool]:
+    """Queue a run and mark the pipeline RUNNING. Idempotent while a run is active.
+
+    Returns the pipeline and whether a new run was queued. The row lock on the pipeline plus the
+    partial unique index on RUNNING runs make this safe across any number of processes.
+    """
+    pipeline = get_pipeline(session, pipeline_id, for_update=True)
+    if pipeline.status == PipelineStatus.RUNNING:
+        session.rollback()
+        return pipeline, False
+    if active_run(session, pipeline.id) is not None:
+        # A paused run is still stopping at its batch boundary; it must finish first.
+        session.rollback()
+        return pipeline, False
+    pipeline.status = PipelineStatus.RUNNING
+    session.add(PipelineRun(id=uuid.uuid4(), pipeline_id=pipeline.id, status=RunStatus.RUNNING, trigger=trigger))
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        return get_pipeline(session, pipeline_id), False
+    return pipeline, True
+
+
+def active_run(session: Session, pipeline_id: uuid.UUID) -> PipelineRun | None:
+    return session.scalars(
+        select(PipelineRun).where(
+            PipelineRun.pipeline_id == pipeline_id, PipelineRun.status == RunStatus.RUNNING
+        )
+    ).one_or_none()
+
+
+def list_runs(
+    session: Session,
+    pipeline_id: uuid.UUID,
+    limit: int = 50,
+    before: tuple[datetime, uuid.UUID] | None = None,
+) -> list[PipelineRun]:
+    """Newest first. `before` is a keyset cursor (started_at, id) of the last row already shown."""
+    get_pipeline(session, pipeline_id)
+    query = select(PipelineRun).where(PipelineRun.pipeline_id == pipeline_id)
+    if before is not None:
+        query = query.where(tuple_(PipelineRun.started_at, PipelineRun.id) < tuple_(*before))
+    query = query.order_by(PipelineRun.started_at.desc(), PipelineRun.id.desc()).limit(limit)
+    return list(session.scalars(query))
+
+
+def get_run(session: Session, pipeline_id: uuid.UUID, run_id: uuid.UUID) -> PipelineRun:
+    get_pipeline(session, pipeline_id)
+    run = session.get(PipelineRun, run_id)
+    if run is None or run.pipeline_id != pipeline_id:
+        raise RunNotFound()
+    return run

@@ -1,0 +1,101 @@
+"""Stream a query's rows from one connection into a COPY on another, counting rows on the way.
+
+COPY TO STDOUT writes into an OS pipe from a pump thread; COPY FROM STDIN reads the other end in
+large chunks. Python never touches individual rows: rows are counted with bytes.count(b"\\n"),
+which is exact for COPY's text format (every row ends in one newline; newlines inside values are
+escaped). Memory stays at the pipe's and the chunk's size whatever the row count.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from typing import Callable
+
+CHUNK_BYTES = 1 << 18
+
+
+class SourceFailed(Exception):
+    """The source side of the pipe failed; carries the original error."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+class _CountingReader:
+    """The file object COPY FROM reads; calls on_boundary each time a batch boundary is passed."""
+
+    def __init__(self, stream, batch_size: int, on_boundary: Callable[[int], None], pump) -> None:
+        self._stream = stream
+        self._batch_size = batch_size
+        self._next_boundary = batch_size
+        self._on_boundary = on_boundary
+        self._pump = pump
+        self.rows = 0
+
+    def read(self, size: int = CHUNK_BYTES) -> bytes:
+        chunk = self._stream.read(size)
+        if not chunk:
+            self._pump.raise_if_failed()  # EOF after a source error must not look like success
+            return chunk
+        self.rows += chunk.count(b"\n")
+        if self.rows >= self._next_boundary:
+            boundary = self.rows - self.rows % self._batch_size
+            self._next_boundary = boundary + self._batch_size
+            self._on_boundary(boundary)
+        return chunk
+
+    readline = read  # psycopg2 only calls read(); readline keeps file-likeness checks happy
+
+
+class _Pump(threading.Thread):
+    def __init__(self, source_cursor, copy_out_sql: str, write_fd: int) -> None:
+        super().__init__(name="etl-copy-pump", daemon=True)
+        self._cursor = source_cursor
+        self._sql = copy_out_sql
+        self._write_fd = write_fd
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        writer = os.fdopen(self._write_fd, "wb", buffering=CHUNK_BYTES)
+        try:
+            self._cursor.copy_expert(self._sql, writer)
+        except BaseException as error:  # noqa: BLE001 - handed to the reading side
+            self.error = error
+        finally:
+            try:
+                writer.close()
+            except OSError:
+                pass  # the reader went away first (cancel or target error)
+
+    def raise_if_failed(self) -> None:
+        self.join()
+        if self.error is not None:
+            raise SourceFailed(self.error)
+
+
+def copy_pipe(
+    source_cursor,
+    copy_out_sql: str,
+    target_cursor,
+    copy_in_sql: str,
+    batch_size: int,
+    on_boundary: Callable[[int], None],
+    cancel_source: Callable[[], None],
+) -> int:
+    """Run the pipe to the end and return the rows COPY FROM reports; re-raises either side's error."""
+    read_fd, write_fd = os.pipe()
+    pump = _Pump(source_cursor, copy_out_sql, write_fd)
+    stream = os.fdopen(read_fd, "rb", buffering=CHUNK_BYTES)
+    reader = _CountingReader(stream, batch_size, on_boundary, pump)
+    pump.start()
+    try:
+        target_cursor.copy_expert(copy_in_sql, reader, size=CHUNK_BYTES)
+    except BaseException:
+        cancel_source()  # stop the server-side query, not just our pipe
+        stream.close()  # unblocks a pump stuck writing into a full pipe
+        pump.join()
+        raise
+    stream.close()
+    pump.raise_if_failed()
+    return target_cursor.rowcount if target_cursor.rowcount >= 0 else reader.rows

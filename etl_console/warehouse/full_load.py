@@ -1,0 +1,148 @@
+"""Atomic full reload of a target table from a user's source query.
+
+One target transaction: lock the target, set its indexes aside, TRUNCATE, COPY-pipe the source in,
+rebuild the indexes, commit. Readers see the old rows until the commit and the new rows after it,
+never an empty or partial table; a failure, a pause or a killed process rolls everything back,
+indexes included. Views, grants, triggers and constraints stay because the table itself stays.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Protocol
+
+import psycopg2
+from psycopg2 import errors as pg_errors
+from psycopg2 import sql
+
+from .copy_pipe import SourceFailed, copy_pipe
+from .target import (
+    LoadError,
+    check_columns,
+    drop_indexes,
+    droppable_indexes,
+    restore_indexes,
+    table_identifier,
+    target_columns,
+)
+
+
+class LoadCancelled(Exception):
+    """Raised by a hook at a batch boundary to stop the load; the message is the run's error."""
+
+
+class LoadHooks(Protocol):
+    def on_batch(self, rows_read: int, rows_written: int) -> None:
+        """Called at every batch boundary; may raise LoadCancelled."""
+
+    def commit(self, commit_target: Callable[[], None]) -> None:
+        """Commit the target through commit_target, or raise to veto (lost lease, late pause).
+
+        The hook holds whatever fence it needs (the run's row lock) around the call."""
+
+
+@dataclass
+class LoadResult:
+    rows_read: int
+    rows_written: int
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FullLoad:
+    source_dsn: str
+    target_dsn: str
+    query: str
+    target_table: str
+    batch_size: int
+    statement_timeout_s: float
+    lock_timeout_s: float = 60.0
+
+    def run(self, hooks: LoadHooks) -> LoadResult:
+        source = psycopg2.connect(self.source_dsn, application_name="etl-console source")
+        target = psycopg2.connect(self.target_dsn, application_name="etl-console load")
+        try:
+            return self._run(source, target, hooks)
+        finally:
+            target.close()  # closing without commit rolls the load back
+            source.close()
+
+    def _run(self, source, target, hooks: LoadHooks) -> LoadResult:
+        timings: dict[str, float] = {}
+        started = time.monotonic()
+        source.autocommit = True
+        source_cursor = source.cursor()
+        source_cursor.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        source_cursor.execute(
+            "SELECT set_config('statement_timeout', %s, true)", (f"{int(self.statement_timeout_s * 1000)}ms",)
+        )
+        source_columns = self._describe_source(source_cursor)
+
+        cursor = target.cursor()
+        cursor.execute("SELECT set_config('lock_timeout', %s, true)", (f"{int(self.lock_timeout_s * 1000)}ms",))
+        check_columns(self.target_table, source_columns, target_columns(cursor, self.target_table))
+        table = table_identifier(self.target_table)
+        cursor.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(table))
+        indexes = droppable_indexes(cursor, self.target_table)
+        drop_indexes(cursor, self.target_table, indexes)
+        self._empty_target(cursor, table)
+        timings["prepare_s"] = time.monotonic() - started
+
+        copy_started = time.monotonic()
+        columns = sql.SQL(", ").join(sql.Identifier(name) for name in source_columns)
+        copy_in = sql.SQL("COPY {} ({}) FROM STDIN").format(table, columns).as_string(target)
+        copy_out = f"COPY (\n{self.query}\n) TO STDOUT"
+        try:
+            rows = copy_pipe(
+                source_cursor,
+                copy_out,
+                cursor,
+                copy_in,
+                self.batch_size,
+                on_boundary=lambda boundary: hooks.on_batch(boundary, boundary),
+                cancel_source=source.cancel,
+            )
+        except SourceFailed as failure:
+            raise _source_error(failure.error) from None
+        timings["copy_s"] = time.monotonic() - copy_started
+        hooks.on_batch(rows, rows)
+
+        index_started = time.monotonic()
+        restore_indexes(cursor, self.target_table, indexes)
+        timings["index_s"] = time.monotonic() - index_started
+        source_cursor.execute("COMMIT")
+        hooks.commit(target.commit)
+        timings["total_s"] = time.monotonic() - started
+        return LoadResult(rows, rows, timings)
+
+    def _describe_source(self, cursor) -> list[str]:
+        """Column names of the query; also takes the snapshot, so the transaction stays read-only."""
+        try:
+            cursor.execute(f"SELECT * FROM (\n{self.query}\n) AS etl_source LIMIT 0")
+        except psycopg2.Error as error:
+            raise _source_error(error) from None
+        return [column.name for column in cursor.description]
+
+    @staticmethod
+    def _empty_target(cursor, table: sql.Composable) -> None:
+        cursor.execute("SAVEPOINT etl_truncate")
+        try:
+            cursor.execute(sql.SQL("TRUNCATE {}").format(table))
+        except pg_errors.FeatureNotSupported:
+            # Referenced by a foreign key elsewhere: DELETE keeps that key checked.
+            cursor.execute("ROLLBACK TO SAVEPOINT etl_truncate")
+            cursor.execute(sql.SQL("DELETE FROM {}").format(table))
+
+
+def _source_error(error: BaseException) -> LoadError:
+    if isinstance(error, pg_errors.QueryCanceled):
+        return LoadError(f"source query cancelled: {_first_line(error)} (ETL_STATEMENT_TIMEOUT_S)")
+    if isinstance(error, pg_errors.ReadOnlySqlTransaction):
+        return LoadError(f"source query tried to write, which is not allowed: {_first_line(error)}")
+    if isinstance(error, psycopg2.Error):
+        return LoadError(f"source query failed: {_first_line(error)}")
+    return LoadError(f"source query failed: {error}")
+
+
+def _first_line(error: BaseException) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
