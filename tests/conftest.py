@@ -1,0 +1,183 @@
+"""Shared fixtures: one real PostgreSQL per session, a clean database state per test.
+
+The server is the embedded one (started once, in a temporary directory) unless
+ETL_TEST_DATABASE_URL names another. Either way the suite creates its own database on it, migrates
+it once, and empties the tables between tests (TRUNCATE is milliseconds; no server restarts).
+"""
+from __future__ import annotations
+
+import os
+import time
+import uuid
+
+import psycopg2
+import pytest
+from sqlalchemy.engine import make_url
+
+from etl_console import create_app
+from etl_console.db.engine import libpq_dsn, sqlalchemy_url
+from etl_console.warehouse.demo import load_demo_data
+
+METADATA_TABLES = ("etl_pipeline_runs", "etl_state", "etl_pipeline_tasks", "etl_pipelines", "etl_runners")
+TARGET_TABLES = ("analytics.film_dim", "analytics.film_rating_agg")
+DEMO_FILMS = 2000
+DEMO_RATINGS = 10000
+
+
+@pytest.fixture(scope="session")
+def server_url(tmp_path_factory) -> str:
+    """A URL to some database on the server under test (not the one tests write to)."""
+    url = os.environ.get("ETL_TEST_DATABASE_URL")
+    if url:
+        return sqlalchemy_url(url)
+    from etl_console.db.embedded import start_embedded
+
+    return start_embedded(str(tmp_path_factory.mktemp("embedded-pg")))
+
+
+@pytest.fixture(scope="session")
+def database_url(server_url) -> str:
+    """A fresh database for this session, migrated and holding the demo world."""
+    name = f"etl_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    admin = psycopg2.connect(libpq_dsn(server_url))
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}"')
+    url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    load_demo_data(libpq_dsn(url), DEMO_FILMS, DEMO_RATINGS)
+    yield url
+    with admin.cursor() as cur:
+        cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.close()
+
+
+@pytest.fixture(scope="session")
+def dsn(database_url) -> str:
+    """The test database as a libpq DSN, for psycopg2 in tests."""
+    return libpq_dsn(database_url)
+
+
+def make_app(database_url: str, **overrides):
+    settings = {
+        "database_url": database_url,
+        "runner": "thread",
+        "heartbeat_s": 0.1,
+        "poll_s": 0.2,
+        "run_lease_s": 30.0,
+        "statement_timeout_s": 30.0,
+        "secret_key": "test-secret",
+        "TESTING": True,
+    }
+    settings.update(overrides)
+    return create_app(settings)
+
+
+@pytest.fixture
+def app_overrides() -> dict:
+    """Override in a test module to change the app's settings."""
+    return {}
+
+
+@pytest.fixture
+def app(database_url, clean_database, app_overrides):
+    application = make_app(database_url, **app_overrides)
+    yield application
+    runner = application.extensions["etl"].runner
+    if runner is not None:
+        runner.stop(timeout=10)
+    application.extensions["etl"].database.dispose()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def clean_database(dsn):
+    """Empty metadata and target tables before each test; the source data stays."""
+    _truncate(dsn)
+    yield
+    _truncate(dsn)
+
+
+def _truncate(dsn: str) -> None:
+    conn = psycopg2.connect(dsn)
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute("SELECT to_regclass('etl_pipelines')")
+            tables = list(TARGET_TABLES)
+            if cur.fetchone()[0] is not None:
+                tables += list(METADATA_TABLES)
+            cur.execute("TRUNCATE " + ", ".join(tables) + " CASCADE")
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def sql(dsn):
+    """Run one statement on the test database and return its rows (autocommit)."""
+    connections = []
+
+    def run(statement: str, params=None):
+        if not connections:
+            connection = psycopg2.connect(dsn)
+            connection.autocommit = True
+            connections.append(connection)
+        with connections[0].cursor() as cur:
+            cur.execute(statement, params)
+            return cur.fetchall() if cur.description else None
+
+    yield run
+    for connection in connections:
+        connection.close()
+
+
+def wait_for(predicate, timeout: float = 20.0, interval: float = 0.05, message: str = "condition"):
+    """Poll until predicate() is truthy; return its value or fail the test."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    pytest.fail(f"timed out after {timeout} s waiting for {message}")
+
+
+FILM_DIM_QUERY = "SELECT id as film_id, title, rating FROM content.film_work"
+
+
+@pytest.fixture
+def create_pipeline(client):
+    """POST a pipeline (defaults: film_dim full reload) and return its JSON."""
+
+    def create(**fields):
+        body = {
+            "name": fields.pop("name", f"p_{uuid.uuid4().hex[:8]}"),
+            "target_table": "analytics.film_dim",
+            "source_query": FILM_DIM_QUERY,
+        }
+        body.update(fields)
+        response = client.post("/api/v1/pipelines/", json=body)
+        assert response.status_code == 201, response.get_data(as_text=True)
+        return response.get_json()
+
+    return create
+
+
+@pytest.fixture
+def run_to_end(client):
+    """POST /run and wait until the run finishes; return the finished run's JSON."""
+
+    def run(pipeline_id: str, timeout: float = 60.0):
+        response = client.post(f"/api/v1/pipelines/{pipeline_id}/run")
+        assert response.status_code == 200, response.get_data(as_text=True)
+
+        def finished():
+            runs = client.get(f"/api/v1/pipelines/{pipeline_id}/runs").get_json()
+            return runs[0] if runs and runs[0]["status"] != "RUNNING" else None
+
+        return wait_for(finished, timeout=timeout, message="the run to finish")
+
+    return run
