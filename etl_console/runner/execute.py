@@ -33,18 +33,22 @@ class RunExecution:
         self.timings: dict[str, float] = {}
 
     # LoadHooks -------------------------------------------------------------------------------
+    def bind_interrupt(self, interrupt: Callable[[], None]) -> None:
+        self.active.interrupt = interrupt
+
     def on_batch(self, rows_read: int, rows_written: int) -> None:
         self.active.rows_read, self.active.rows_written = rows_read, rows_written
         self._raise_if_cancelled()
 
-    def commit(self, commit_target: Callable[[], None]) -> None:
+    def commit(self, commit_target: Callable[[], None], timings: dict[str, float]) -> None:
+        self.timings.update(timings)
         runner = self.runner
         with runner.engine.begin() as conn:
             ours, cancel = queries.lock_owned_run(conn, self.claimed.run_id, runner.worker_id)
             if not ours:
                 raise LeaseLost()
             if cancel == "pause":
-                self.active.cancel_reason = "pause"
+                self.active.cancel("pause")
             self._raise_if_cancelled()
             commit_target()
             queries.finish_run(
@@ -73,31 +77,35 @@ class RunExecution:
                 statement_timeout_s=self.runner.config.statement_timeout_s,
             )
             result = load.run(self)
-            self.timings.update(result.timings)
             log.info("run %s succeeded: %s rows", self.claimed.run_id, result.rows_written)
         except LeaseLost:
             log.warning("run %s: lease lost, target rolled back, nothing recorded", self.claimed.run_id)
         except LoadCancelled as cancelled:
             self._fail(str(cancelled), pipeline_status="PAUSED" if self._paused else None)
-        except (LoadError, InvalidSourceQuery) as error:
-            self._fail(str(error))
-        except psycopg2.Error as error:
-            self._fail(describe_pg_error(error))
         except Exception as error:  # noqa: BLE001 - every error becomes a FAILED run
-            log.exception("run %s crashed", self.claimed.run_id)
-            self._fail(f"internal error: {type(error).__name__}: {error}")
+            if self.active.cancel_reason is not None:
+                # We interrupted the source ourselves; the cancel is the cause, not the error it raised.
+                self._fail(self._cancel_message(), pipeline_status="PAUSED" if self._paused else None)
+            elif isinstance(error, (LoadError, InvalidSourceQuery)):
+                self._fail(str(error))
+            elif isinstance(error, psycopg2.Error):
+                self._fail(describe_pg_error(error))
+            else:
+                log.exception("run %s crashed", self.claimed.run_id)
+                self._fail(f"internal error: {type(error).__name__}: {error}")
 
     @property
     def _paused(self) -> bool:
         return self.active.cancel_reason == "pause"
 
     def _raise_if_cancelled(self) -> None:
-        reason = self.active.cancel_reason
-        if reason is None:
-            return
-        if reason == "pause":
-            raise LoadCancelled(PAUSE_MESSAGE.format(rows=self.active.rows_read))
-        raise LoadCancelled(reason)
+        if self.active.cancel_reason is not None:
+            raise LoadCancelled(self._cancel_message())
+
+    def _cancel_message(self) -> str:
+        if self._paused:
+            return PAUSE_MESSAGE.format(rows=self.active.rows_read)
+        return self.active.cancel_reason or "cancelled"
 
     def _fail(self, message: str, pipeline_status: str | None = None) -> None:
         log.info("run %s failed: %s", self.claimed.run_id, message)

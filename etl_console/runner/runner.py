@@ -14,6 +14,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
+from typing import Callable
 
 from sqlalchemy import text
 
@@ -24,6 +25,9 @@ from .execute import RunExecution
 
 log = logging.getLogger(__name__)
 
+# A pause waits this long for a batch boundary before the source query is interrupted.
+PAUSE_GRACE_S = 1.0
+
 
 @dataclass
 class ActiveRun:
@@ -32,6 +36,19 @@ class ActiveRun:
     rows_read: int = 0
     rows_written: int = 0
     cancel_reason: str | None = None  # set by the monitor; acted on at the next batch boundary
+    cancel_since: float | None = None
+    interrupt: Callable[[], None] | None = None  # cancels the source query when no boundary comes
+
+    def cancel(self, reason: str) -> None:
+        if self.cancel_reason is None:
+            self.cancel_reason, self.cancel_since = reason, time.monotonic()
+
+    def interrupt_if_overdue(self, grace_s: float) -> None:
+        """A cancel not honoured within grace_s (a source producing no rows) interrupts the query."""
+        if self.cancel_since is not None and self.interrupt is not None:
+            if time.monotonic() - self.cancel_since >= grace_s:
+                self.interrupt()
+                self.interrupt = None
 
 
 class Runner:
@@ -66,7 +83,8 @@ class Runner:
         self._stopping.set()
         with self._lock:
             for active in self._active.values():
-                active.cancel_reason = "Run cancelled: its worker shut down; the target keeps its previous contents"
+                active.cancel("Run cancelled: its worker shut down; the target keeps its previous contents")
+                active.interrupt_if_overdue(0.0)
             threads = list(self._threads.values())
         self._wake.set()
         deadline = time.monotonic() + timeout
@@ -127,10 +145,12 @@ class Runner:
         with self.engine.begin() as conn:
             for run in active:
                 alive, cancel = queries.heartbeat_run(conn, run, self.worker_id)
-                if not alive and run.cancel_reason is None:
-                    run.cancel_reason = "Run abandoned: this worker lost its lease (another runner reaped it)"
-                elif cancel == "pause" and run.cancel_reason is None:
-                    run.cancel_reason = "pause"
+                if not alive:
+                    run.cancel("Run abandoned: this worker lost its lease (another runner reaped it)")
+                elif cancel == "pause":
+                    run.cancel("pause")
+        for run in active:
+            run.interrupt_if_overdue(PAUSE_GRACE_S)
 
     def _claim_all(self) -> None:
         while not self._stopping.is_set() and self._slots.acquire(blocking=False):
@@ -148,7 +168,7 @@ class Runner:
     def _launch(self, claimed: "queries.ClaimedRun") -> None:
         active = ActiveRun(claimed.run_id, claimed.pipeline_id)
         if claimed.cancel_requested == "pause":
-            active.cancel_reason = "pause"
+            active.cancel("pause")
         execution = RunExecution(self, claimed, active)
         thread = threading.Thread(target=self._execute, args=(execution,), name=f"etl-run-{claimed.run_id}")
         with self._lock:

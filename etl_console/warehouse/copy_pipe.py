@@ -32,9 +32,17 @@ class _CountingReader:
         self._on_boundary = on_boundary
         self._pump = pump
         self.rows = 0
+        self.error: BaseException | None = None  # psycopg2 wraps errors raised in read(); keep ours
 
     def read(self, size: int = CHUNK_BYTES) -> bytes:
-        chunk = self._stream.read(size)
+        try:
+            return self._read(size)
+        except BaseException as error:
+            self.error = error
+            raise
+
+    def _read(self, size: int) -> bytes:
+        chunk = self._stream.read1(size)  # what the pipe holds now: a slow source still reports progress
         if not chunk:
             self._pump.raise_if_failed()  # EOF after a source error must not look like success
             return chunk
@@ -91,10 +99,12 @@ def copy_pipe(
     pump.start()
     try:
         target_cursor.copy_expert(copy_in_sql, reader, size=CHUNK_BYTES)
-    except BaseException:
+    except BaseException as error:
         cancel_source()  # stop the server-side query, not just our pipe
         stream.close()  # unblocks a pump stuck writing into a full pipe
         pump.join()
+        if reader.error is not None and reader.error is not error:
+            raise reader.error from None
         raise
     stream.close()
     pump.raise_if_failed()

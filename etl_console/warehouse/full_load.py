@@ -32,10 +32,14 @@ class LoadCancelled(Exception):
 
 
 class LoadHooks(Protocol):
+    def bind_interrupt(self, interrupt: Callable[[], None]) -> None:
+        """Receives a callable that cancels the source query from another thread, for a cancel
+        that cannot wait for the next batch boundary (a source that produces no rows for long)."""
+
     def on_batch(self, rows_read: int, rows_written: int) -> None:
         """Called at every batch boundary; may raise LoadCancelled."""
 
-    def commit(self, commit_target: Callable[[], None]) -> None:
+    def commit(self, commit_target: Callable[[], None], timings: dict[str, float]) -> None:
         """Commit the target through commit_target, or raise to veto (lost lease, late pause).
 
         The hook holds whatever fence it needs (the run's row lock) around the call."""
@@ -61,6 +65,7 @@ class FullLoad:
     def run(self, hooks: LoadHooks) -> LoadResult:
         source = psycopg2.connect(self.source_dsn, application_name="etl-console source")
         target = psycopg2.connect(self.target_dsn, application_name="etl-console load")
+        hooks.bind_interrupt(source.cancel)
         try:
             return self._run(source, target, hooks)
         finally:
@@ -111,8 +116,8 @@ class FullLoad:
         restore_indexes(cursor, self.target_table, indexes)
         timings["index_s"] = time.monotonic() - index_started
         source_cursor.execute("COMMIT")
-        hooks.commit(target.commit)
         timings["total_s"] = time.monotonic() - started
+        hooks.commit(target.commit, timings)
         return LoadResult(rows, rows, timings)
 
     def _describe_source(self, cursor) -> list[str]:
