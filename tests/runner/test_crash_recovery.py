@@ -1,0 +1,131 @@
+"""A worker killed mid-run leaves the target as it was; its run is reaped as lost; a worker that comes
+back after its lease expired cannot commit."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from etl_console.runner.runner import Runner
+from tests.conftest import wait_for
+from tests.runner.helpers import film_rows_query, slow_film_query, target_count
+
+LEASE_S = 2.0
+
+
+@pytest.fixture
+def app_overrides():
+    return {"START_RUNNER": False, "run_lease_s": LEASE_S}
+
+
+def start_worker(database_url: str) -> subprocess.Popen:
+    env = dict(
+        os.environ,
+        ETL_DATABASE_URL=database_url,
+        ETL_RUN_LEASE_S=str(LEASE_S),
+        ETL_HEARTBEAT_S="0.2",
+        ETL_POLL_S="0.2",
+    )
+    return subprocess.Popen(
+        [sys.executable, "-c", "from etl_console.cli import main; main()", "worker"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def latest_run(client, pipeline_id):
+    return client.get(f"/api/v1/pipelines/{pipeline_id}/runs").get_json()[0]
+
+
+@pytest.fixture
+def seeded(app, client, create_pipeline, sql):
+    """The target holds 700 'old' rows, loaded by an in-process runner that is then stopped."""
+    state = app.extensions["etl"]
+    runner = Runner(state.database, state.config).start()
+    try:
+        seed = create_pipeline(source_query=film_rows_query(700, "old"))
+        client.post(f"/api/v1/pipelines/{seed['id']}/run")
+        wait_for(lambda: latest_run(client, seed["id"])["status"] == "SUCCESS", message="the seed load")
+    finally:
+        runner.stop()
+    return sql("SELECT film_id, title FROM analytics.film_dim ORDER BY film_id")
+
+
+def test_sigkill_mid_run_keeps_target_and_run_is_reaped(app, client, create_pipeline, sql, database_url, seeded):
+    slow = create_pipeline(source_query=slow_film_query(200_000, 1000, 0.02), batch_size=1000)
+    worker = start_worker(database_url)
+    try:
+        client.post(f"/api/v1/pipelines/{slow['id']}/run")
+        wait_for(lambda: latest_run(client, slow["id"])["rows_read"] >= 3000, message="the worker to stream rows")
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(5)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+
+    # The killed worker's transaction is gone: the target is readable and unchanged.
+    assert sql("SELECT film_id, title FROM analytics.film_dim ORDER BY film_id") == seeded
+    assert latest_run(client, slow["id"])["status"] == "RUNNING"  # until a runner reaps it
+
+    state = app.extensions["etl"]
+    reaper = Runner(state.database, state.config)
+    reaped = wait_for(lambda: reaper.reap(), timeout=LEASE_S + 5, interval=0.2, message="the reaper")
+    assert reaped == 1
+    run = latest_run(client, slow["id"])
+    assert run["status"] == "FAILED" and run["finished_at"] is not None
+    assert run["error_message"].startswith("Worker lost: no heartbeat since 20")
+    assert client.get(f"/api/v1/pipelines/{slow['id']}").get_json()["status"] == "FAILED"
+    assert sql("SELECT film_id, title FROM analytics.film_dim ORDER BY film_id") == seeded
+    reaper.engine.dispose()
+
+
+def test_worker_resumed_after_its_lease_expired_cannot_commit(app, client, create_pipeline, sql, database_url, seeded):
+    slow = create_pipeline(source_query=slow_film_query(30_000, 1000, 0.02), batch_size=1000)
+    worker = start_worker(database_url)
+    try:
+        client.post(f"/api/v1/pipelines/{slow['id']}/run")
+        wait_for(lambda: latest_run(client, slow["id"])["rows_read"] >= 2000, message="the worker to stream rows")
+        worker.send_signal(signal.SIGSTOP)
+        state = app.extensions["etl"]
+        reaper = Runner(state.database, state.config)
+        wait_for(lambda: reaper.reap(), timeout=LEASE_S + 5, interval=0.2, message="the reaper")
+        reaper.engine.dispose()
+        lost = latest_run(client, slow["id"])
+        assert lost["status"] == "FAILED"
+        worker.send_signal(signal.SIGCONT)
+        # Give the resumed worker time to finish its source and reach its commit fence.
+        time.sleep(3)
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(15)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+    assert latest_run(client, slow["id"]) == lost
+    assert sql("SELECT film_id, title FROM analytics.film_dim ORDER BY film_id") == seeded
+
+
+def test_commit_fence_refuses_a_run_that_is_no_longer_ours(app, client, create_pipeline, sql):
+    from etl_console.runner.execute import LeaseLost, RunExecution
+    from etl_console.runner.queries import claim_run
+    from etl_console.runner.runner import ActiveRun
+
+    state = app.extensions["etl"]
+    runner = Runner(state.database, state.config)
+    pipeline = create_pipeline()
+    client.post(f"/api/v1/pipelines/{pipeline['id']}/run")
+    with runner.engine.begin() as conn:
+        claimed = claim_run(conn, runner.worker_id)
+    sql("UPDATE etl_pipeline_runs SET status = 'FAILED', error_message = 'reaped' WHERE id = %s", (str(claimed.run_id),))
+    execution = RunExecution(runner, claimed, ActiveRun(claimed.run_id, claimed.pipeline_id))
+    committed = []
+    with pytest.raises(LeaseLost):
+        execution.commit(lambda: committed.append(True), {})
+    assert committed == []
+    assert latest_run(client, pipeline["id"])["error_message"] == "reaped"
+    runner.engine.dispose()
