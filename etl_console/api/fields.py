@@ -7,6 +7,8 @@ which `api.errors` builds FastAPI's 422 body.
 from __future__ import annotations
 
 import math
+import re
+import uuid
 from typing import Any
 
 import marshmallow as ma
@@ -49,6 +51,15 @@ class String(_PydanticField, ma.fields.String):
     def _deserialize(self, value, attr, data, **kwargs):
         if not isinstance(value, str):
             raise _fail(*self.type_error, value)
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate such as "\ud800": Pydantic's string_unicode
+            raise _fail(
+                "string_unicode", "Input should be a valid string, unable to parse raw data as a unicode string", value
+            ) from None
+        if "\x00" in value:
+            # PostgreSQL text cannot hold NUL; say so as a 422 (FastAPI's shape for a ValueError).
+            raise _fail("value_error", "Value error, String should not contain NUL characters", value, {"error": {}})
         if self.min_length is not None and len(value) < self.min_length:
             unit = "character" if self.min_length == 1 else "characters"
             raise _fail(
@@ -105,13 +116,23 @@ class Integer(_PydanticField, ma.fields.Integer):
                 raise _fail("int_from_float", "Input should be a valid integer, got a number with a fractional part", value)
             return int(value)
         if isinstance(value, str):
-            try:
-                return int(value.strip())
-            except ValueError:
-                raise _fail(
-                    "int_parsing", "Input should be a valid integer, unable to parse string as an integer", value
-                ) from None
+            return _str_to_int(value)
         raise _fail(*self.type_error, value)
+
+
+# pydantic-core's lax str -> int: trimmed, ASCII digits with single underscores, optional ".000".
+_INT_STRING = re.compile(r"([+-]?)0*([0-9]+(?:_[0-9]+)*)(?:\.0+)?", re.ASCII)
+_MAX_INT_DIGITS = 4300  # CPython's int/str conversion limit, which Pydantic also applies
+
+
+def _str_to_int(value: str) -> int:
+    match = _INT_STRING.fullmatch(value.strip())
+    if match is None:
+        raise _fail("int_parsing", "Input should be a valid integer, unable to parse string as an integer", value)
+    digits = match.group(2).replace("_", "").lstrip("0") or "0"
+    if len(match.group(1)) + len(digits) > _MAX_INT_DIGITS:
+        raise _fail("int_parsing_size", "Unable to parse input string as an integer, exceeded maximum size", value)
+    return int(match.group(1) + digits)
 
 
 class Boolean(_PydanticField, ma.fields.Boolean):
@@ -123,12 +144,16 @@ class Boolean(_PydanticField, ma.fields.Boolean):
         if isinstance(value, bool):
             return value
         parsing = ("bool_parsing", "Input should be a valid boolean, unable to interpret input", value)
-        if isinstance(value, int):
+        if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
+            raise _fail(*self.type_error, value)  # 0.5, nan, inf
+        if isinstance(value, (int, float)) and abs(value) >= 2**63:
+            raise _fail(*self.type_error, value)  # beyond i64, where Pydantic stops trying
+        if isinstance(value, (int, float)):
             if value in (0, 1):
                 return bool(value)
             raise _fail(*parsing)
         if isinstance(value, str):
-            lowered = value.strip().lower()
+            lowered = value.lower()  # Pydantic does not trim: " true" is refused
             if lowered in self._TRUE:
                 return True
             if lowered in self._FALSE:
@@ -148,6 +173,11 @@ class Literal(_PydanticField, ma.fields.String):
         self.expected = quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " or " + quoted[-1]
         self.type_error = ("literal_error", f"Input should be {self.expected}")
 
+    def deserialize(self, value, attr=None, data=None, **kwargs):
+        if value is None:
+            return self._deserialize(value, attr, data, **kwargs)
+        return super().deserialize(value, attr, data, **kwargs)
+
     def _deserialize(self, value, attr, data, **kwargs):
         if value not in self.choices or not isinstance(value, str):
             raise _fail("literal_error", f"Input should be {self.expected}", value, {"expected": self.expected})
@@ -158,18 +188,59 @@ class Uuid(_PydanticField, ma.fields.UUID):
     type_error = ("uuid_type", "UUID input should be a string, bytes or UUID object")
 
     def _deserialize(self, value, attr, data, **kwargs):
-        import uuid
-
         if not isinstance(value, str):
             raise _fail(*self.type_error, value)
-        try:
-            return uuid.UUID(value)
-        except ValueError:
-            raise _fail(
-                "uuid_parsing",
-                "Input should be a valid UUID, invalid length: expected length 32 for simple format, "
-                f"found {len(value)}"
-                if len(value.replace("-", "")) != 32
-                else "Input should be a valid UUID, invalid character",
-                value,
-            ) from None
+        return parse_uuid(value)
+
+
+_HEX = frozenset("0123456789abcdefABCDEF")
+_GROUP_STARTS = (0, 9, 14, 19, 24)
+_GROUP_LENGTHS = (8, 4, 4, 4, 12)
+
+
+def parse_uuid(value: str) -> uuid.UUID:
+    """A UUID string in the forms Pydantic accepts (simple, hyphenated, {braced}, urn:uuid:), else
+    a uuid_parsing error with Pydantic's message and ctx."""
+    body = value[1:-1] if len(value) == 38 and value[0] == "{" and value[-1] == "}" else value
+    body = body[9:] if len(value) == 45 and value.startswith("urn:uuid:") else body
+    if (len(body) == 32 and set(body) <= _HEX) or (
+        len(body) == 36
+        and all(body[i - 1] == "-" for i in _GROUP_STARTS[1:])
+        and set(body.replace("-", "")) <= _HEX
+        and body.count("-") == 4
+    ):
+        return uuid.UUID(body)
+    reason = _uuid_error(value)
+    raise _fail("uuid_parsing", f"Input should be a valid UUID, {reason}", value, {"error": reason})
+
+
+def _uuid_error(value: str) -> str:
+    """The uuid crate's InvalidUuid::into_err, which picks the message Pydantic shows. A {braced} or
+    urn:uuid: input of exactly the right length is judged by its inner part alone."""
+    size = len(value.encode("utf-8", "surrogatepass"))
+    if (size == 38 and value[0] == "{" and value[-1] == "}") or (size == 45 and value.startswith("urn:uuid:")):
+        value = value[1:-1] if value[0] == "{" else value[9:]
+        size = len(value.encode("utf-8", "surrogatepass"))
+    if len(value) >= 2 and value[0] == "{" and value[-1] == "}":
+        body, offset, simple = value[1:-1], 1, False
+    elif value.startswith("urn:uuid:"):
+        body, offset, simple = value[9:], 9, False
+    else:
+        body, offset, simple = value, 0, True
+    hyphens = []
+    index = 0  # byte offset within body, as the crate counts
+    for character in body:
+        if character == "-":
+            hyphens.append(index)
+        elif character not in _HEX:
+            return f"invalid character: found `{character}` at {index + offset + 1}"
+        index += len(character.encode("utf-8", "surrogatepass"))
+    if not hyphens and simple:
+        return f"invalid length: expected length 32 for simple format, found {size}"
+    if len(hyphens) != 4:
+        return f"invalid group count: expected 5, found {len(hyphens) + 1}"
+    for group in range(4):
+        if hyphens[group] != _GROUP_STARTS[group + 1] - 1:
+            found = hyphens[group] - _GROUP_STARTS[group]
+            return f"invalid group length in group {group}: expected {_GROUP_LENGTHS[group]}, found {found}"
+    return f"invalid group length in group 4: expected 12, found {size - _GROUP_STARTS[4]}"
