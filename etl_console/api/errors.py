@@ -2,16 +2,18 @@
 from __future__ import annotations
 
 import json
+import math
 import typing
 
 import flask
 import marshmallow as ma
 from webargs import core
 from webargs.flaskparser import FlaskParser, is_json_request
-from werkzeug.exceptions import HTTPException, UnprocessableEntity
+from werkzeug.datastructures import MultiDict
+from werkzeug.exceptions import BadRequest, HTTPException, UnprocessableEntity
 
 from ..services import errors as domain
-from .fields import FieldError
+from .fields import FieldError, parse_uuid
 
 DOMAIN_STATUS: dict[type[domain.DomainError], int] = {
     domain.PipelineNotFound: 404,
@@ -52,7 +54,7 @@ def json_error(detail: typing.Any, status: int, headers: dict | None = None) -> 
 
 def api_error_response(error: Exception) -> flask.Response:
     if isinstance(error, RequestValidationFailed):
-        return json_error(error.errors, 422)
+        return json_error(_strict_json(error.errors), 422)
     if isinstance(error, domain.DomainError):
         return json_error(str(error), status_for(error))
     if isinstance(error, HTTPException):
@@ -61,6 +63,18 @@ def api_error_response(error: Exception) -> flask.Response:
         return json_error(detail, error.code or 500, {k: v for k, v in headers.items() if v})
     flask.current_app.logger.exception("unhandled API error", exc_info=error)
     return json_error("Internal Server Error", 500)
+
+
+def _strict_json(value: typing.Any) -> typing.Any:
+    """NaN and Infinity (Python's json reads them) are not JSON: echo them as null, as Pydantic
+    serialises them, so that every 422 body stays parseable."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _strict_json(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_strict_json(item) for item in value]
+    return value
 
 
 def validation_error(type_: str, loc: list, msg: str, value: typing.Any, ctx: dict | None = None) -> dict:
@@ -94,7 +108,7 @@ class FastAPIStyleParser(FlaskParser):
 
     def _raw_load_json(self, req: flask.Request) -> typing.Any:
         data = req.get_data(cache=True)
-        if not data.strip():
+        if not data:  # only a truly empty body is "missing"; whitespace is invalid JSON, as in FastAPI
             raise RequestValidationFailed([validation_error("missing", ["body"], "Field required", None)])
         if req.mimetype and not is_json_request(req):
             body = data.decode("utf-8", "replace")
@@ -108,7 +122,14 @@ class FastAPIStyleParser(FlaskParser):
                     )
                 ]
             )
-        parsed = core.parse_json(data)
+        try:
+            # Starlette's request.json(): json.loads on the bytes (UTF-8/16/32, BOM allowed).
+            parsed = json.loads(data)
+        except json.JSONDecodeError:
+            raise
+        except (ValueError, RecursionError):
+            # Not UTF-8, an integer over 4300 digits, nesting too deep: FastAPI's own 400.
+            raise BadRequest("There was an error parsing the body") from None
         if not isinstance(parsed, dict):
             raise RequestValidationFailed(
                 [
@@ -129,6 +150,10 @@ class FastAPIStyleParser(FlaskParser):
             [validation_error("json_invalid", ["body", position], "JSON decode error", {}, {"error": reason})]
         )
 
+    def load_querystring(self, req: flask.Request, schema: ma.Schema) -> typing.Any:
+        # Starlette, and so FastAPI, reads the last of repeated query parameters; werkzeug the first.
+        return self._makeproxy(MultiDict([(key, values[-1]) for key, values in req.args.lists()]), schema)
+
     def handle_error(self, error: ma.ValidationError, req, schema, *, error_status_code, error_headers):
         body = None
         if req.get_data(cache=True):
@@ -140,19 +165,11 @@ class FastAPIStyleParser(FlaskParser):
 
 
 def path_uuid(value: str, name: str = "pipeline_id"):
-    """Path ids are UUIDs; anything else is a 422 on ["path", name], as FastAPI answered."""
-    import uuid
-
+    """Path ids are UUIDs; anything else is a 422 on ["path", name], worded as Pydantic does."""
     try:
-        return uuid.UUID(value)
-    except ValueError:
-        cleaned = value.replace("-", "")
-        if len(cleaned) != 32:
-            msg = f"Input should be a valid UUID, invalid length: expected length 32 for simple format, found {len(cleaned)}"
-        else:
-            bad = next((c for c in value if c not in "0123456789abcdefABCDEF-"), "?")
-            msg = (
-                "Input should be a valid UUID, invalid character: expected an optional prefix of `urn:uuid:` "
-                f"followed by [0-9a-fA-F-], found `{bad}` at {value.index(bad) + 1 if bad in value else 0}"
-            )
-        raise RequestValidationFailed([validation_error("uuid_parsing", ["path", name], msg, value)]) from None
+        return parse_uuid(value)
+    except ma.ValidationError as error:
+        (message,) = error.messages
+        raise RequestValidationFailed(
+            [validation_error(message.type, ["path", name], str(message), message.input, message.ctx)]
+        ) from None
