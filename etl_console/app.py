@@ -68,11 +68,13 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
         OPENAPI_JSON_PATH="openapi.json",
         OPENAPI_SWAGGER_UI_PATH="/docs",
         OPENAPI_SWAGGER_UI_URL="/static/vendor/swagger-ui/",
-        MAX_CONTENT_LENGTH=1 << 20,
+        MAX_CONTENT_LENGTH=config.max_body_bytes,
         JSON_SORT_KEYS=False,
     )
     app.config.update(config.extra)
-    logging.basicConfig(level=config.log_level)
+    from .logs import init_logging
+
+    init_logging(app, config)  # first: every later hook and log line sees the request id
 
     database = Database.connect(config)
     upgrade(database.engine)
@@ -87,6 +89,11 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     init_api(app)
     init_console(app)
     init_error_handlers(app)
+    from .auth import init_auth
+    from .metrics import init_metrics
+
+    init_metrics(app, config)
+    init_auth(app, config)
     app.teardown_appcontext(close_db_session)
 
     if start_runner if start_runner is not None else config.runner == "thread":

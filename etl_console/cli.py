@@ -78,6 +78,10 @@ def demo(films: int, ratings: int) -> None:
 def serve(host: str, port: int, with_demo: bool, workers: int, threads: int) -> None:
     """Migrate, optionally load the demo, and serve the console and API with gunicorn."""
     config = Config.from_env()
+    from .auth import check_bind
+
+    if refusal := check_bind(host, config):  # open (no auth) only on loopback
+        raise click.UsageError(refusal)
     database = _database(config)
     if with_demo:
         from .services.demo import ensure_demo
@@ -99,6 +103,11 @@ def worker() -> None:
     from .runner.runner import Runner
 
     config = Config.from_env()
+    from .logs import configure_logging
+    from .metrics import serve_worker_metrics
+
+    configure_logging(config.log_level, config.log_format)
+    serve_worker_metrics(config)
     runner = Runner(_database(config), config, name="worker").start()
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -32,6 +32,12 @@ class Config:
     statement_timeout_s: float = 300.0  # ETL_STATEMENT_TIMEOUT_S: source query limit
     secret_key: str | None = None  # ETL_SECRET_KEY: signs console sessions and CSRF tokens
     log_level: str = "INFO"  # ETL_LOG_LEVEL
+    log_format: str = "text"  # ETL_LOG_FORMAT: text | json (one JSON object a line, with request_id and run_id)
+    api_tokens: str | None = field(default=None, repr=False)  # ETL_API_TOKENS: "token:operator,token:viewer"
+    console_users: str | None = field(default=None, repr=False)  # ETL_CONSOLE_USERS: "name[:role]=<hash>,..."
+    allow_open: bool = False  # ETL_ALLOW_OPEN: serve without auth on a non-loopback address (auth done elsewhere)
+    max_body_bytes: int = 1 << 20  # ETL_MAX_BODY_BYTES: larger request bodies get 413
+    metrics_port: int = 0  # ETL_METRICS_PORT: `etl-console worker` serves /metrics on this port (0: off)
     extra: Mapping[str, Any] = field(default_factory=dict)  # Flask settings from overrides
 
     @classmethod
@@ -64,6 +70,8 @@ class Config:
         return config
 
     def validate(self) -> None:
+        if self.log_format not in ("text", "json"):
+            raise ValueError(f"ETL_LOG_FORMAT must be 'text' or 'json', not {self.log_format!r}")
         if self.runner not in ("thread", "off"):
             raise ValueError(f"ETL_RUNNER must be 'thread' or 'off', not {self.runner!r}")
         for table in self.allowed_target_tables:

@@ -1,4 +1,10 @@
-"""GET /api/v1/health: liveness plus readiness (database reachable, a runner alive)."""
+"""GET /api/v1/health: readiness (database reachable, a runner alive); GET /api/v1/health/live: liveness.
+
+Readiness answers 503 when the metadata database does not answer within 2 s, or when no runner
+(`etl-console worker`, or a web worker with ETL_RUNNER=thread) has heartbeated in etl_runners within
+ETL_RUN_LEASE_S: a service whose runs would never start is not healthy, even if its web side is.
+Liveness touches nothing but the process: use it for restart decisions, readiness for traffic.
+"""
 from __future__ import annotations
 
 from flask.views import MethodView
@@ -36,3 +42,11 @@ class Health(MethodView):
             checks["runner"] = "unknown"
         healthy = all(value == "ok" for value in checks.values())
         return {"status": "ok" if healthy else "unavailable", "checks": checks}, 200 if healthy else 503
+
+
+@blp.route("/health/live")
+class Liveness(MethodView):
+    @blp.response(200, HealthSchema)
+    def get(self):
+        """Liveness: 200 while the process serves requests (no database access)"""
+        return {"status": "ok", "checks": {}}

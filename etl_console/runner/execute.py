@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import TYPE_CHECKING, Callable
 
 import psycopg2
 
+from .. import metrics
 from ..services.errors import InvalidSourceQuery
 from ..services.sql_guard import check_source_query
 from ..warehouse.full_load import FullLoad, LoadCancelled
@@ -31,6 +33,7 @@ class RunExecution:
         self.claimed = claimed
         self.active = active
         self.timings: dict[str, float] = {}
+        self.started = time.monotonic()  # for etl_run_duration_seconds
 
     # LoadHooks -------------------------------------------------------------------------------
     def bind_interrupt(self, interrupt: Callable[[], None]) -> None:
@@ -78,6 +81,7 @@ class RunExecution:
             )
             result = load.run(self)
             log.info("run %s succeeded: %s rows", self.claimed.run_id, result.rows_written)
+            metrics.run_finished("SUCCESS", self.started, result.rows_written)
         except LeaseLost:
             log.warning("run %s: lease lost, target rolled back, nothing recorded", self.claimed.run_id)
         except LoadCancelled as cancelled:
@@ -123,6 +127,8 @@ class RunExecution:
                     details={"timings": self.timings},
                     pipeline_status=pipeline_status,
                 )
+            if recorded:
+                metrics.run_finished("FAILED", self.started, self.active.rows_written)
             if not recorded:
                 log.warning("run %s was reaped before its failure could be recorded", self.claimed.run_id)
         except Exception:  # noqa: BLE001 - the reaper will record it as lost

@@ -18,6 +18,7 @@ from typing import Callable
 
 from sqlalchemy import text
 
+from .. import logs, metrics
 from ..config import Config
 from ..db.engine import Database
 from . import queries
@@ -133,6 +134,7 @@ class Runner:
     def reap(self) -> int:
         with self.engine.begin() as conn:
             lost = queries.reap_lost_runs(conn, self.config.run_lease_s)
+        metrics.runs_reaped(len(lost))
         for run_id in lost:
             log.warning("run %s reaped: worker lost", run_id)
         return len(lost)
@@ -177,6 +179,7 @@ class Runner:
         thread.start()
 
     def _execute(self, execution: RunExecution) -> None:
+        logs.bind_run_id(execution.claimed.run_id)  # every log line of this thread names the run
         try:
             execution.run()
         finally:

@@ -1,0 +1,340 @@
+"""Access control: API bearer tokens with roles, and a console login for operators.
+
+Off by default (nothing configured: everything open, as the embedded demo on loopback needs). It is
+on as soon as ETL_API_TOKENS or ETL_CONSOLE_USERS is set, and then everything needs credentials
+except GET /api/v1/health[/live], the OpenAPI document, the API docs page, /static/ and the login page.
+
+- API and /metrics: `Authorization: Bearer <token>`. ETL_API_TOKENS="tok1:operator,tok2:viewer".
+  A viewer may GET (and HEAD/OPTIONS); an operator may also POST and PATCH (create, patch, run, pause).
+  Tokens are compared as SHA-256 digests with hmac.compare_digest against every configured token, and
+  never logged (Config does not print them; the access log never writes request headers).
+  401 {"detail": "Not authenticated"} with `WWW-Authenticate: Bearer`; 403 {"detail": "..."}.
+- Console: a login form at /auth/login. ETL_CONSOLE_USERS="alice=<hash>,bob:viewer=<hash>" (role
+  defaults to operator; the hash is werkzeug's, printed by `python -m etl_console.auth hash-password`).
+  The session cookie is HttpOnly, SameSite=Lax, and Secure whenever the request came over TLS (as
+  ProxyFix reports it from nginx's X-Forwarded-Proto), or always with SESSION_COOKIE_SECURE.
+- Binding a non-loopback address with auth off is refused (see `check_bind`).
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import hmac
+import ipaddress
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+ROLES = ("viewer", "operator")
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+PUBLIC_PATHS = frozenset(
+    {"/api/v1/health", "/api/v1/health/live", "/api/v1/openapi.json", "/api/v1/docs", "/auth/login", "/auth/logout"}
+)
+MIN_TOKEN_LENGTH = 16
+SESSION_USER = "auth_user"
+
+ENABLE_HINT = (
+    "Set ETL_API_TOKENS (e.g. ETL_API_TOKENS=\"$(python -c 'import secrets; print(secrets.token_urlsafe(32))'):operator\") "
+    "and ETL_CONSOLE_USERS (name=<hash>, hash printed by `python -m etl_console.auth hash-password`), "
+    "or bind 127.0.0.1, or set ETL_ALLOW_OPEN=1 if another layer authenticates every request."
+)
+
+
+class AuthConfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class AuthSettings:
+    token_digests: tuple[tuple[bytes, str], ...] = field(default=(), repr=False)
+    users: dict[str, tuple[str, str]] = field(default_factory=dict, repr=False)  # name -> (hash, role)
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.token_digests or self.users)
+
+    def role_for_token(self, presented: str) -> str | None:
+        """Constant time in the token's content: every configured token is compared, no early exit."""
+        digest = hashlib.sha256(presented.encode("utf-8", "surrogateescape")).digest()
+        role = None
+        for token_digest, token_role in self.token_digests:
+            if hmac.compare_digest(digest, token_digest):
+                role = token_role
+        return role
+
+    def check_password(self, name: str, password: str) -> str | None:
+        """The user's role if the password matches. Unknown names cost the same hash as known ones."""
+        from werkzeug.security import check_password_hash
+
+        stored = self.users.get(name)
+        ok = check_password_hash(stored[0] if stored else _dummy_hash(), password)
+        return stored[1] if stored and ok else None
+
+
+@functools.lru_cache(maxsize=1)
+def _dummy_hash() -> str:
+    from werkzeug.security import generate_password_hash
+
+    return generate_password_hash("not-a-user-password")
+
+
+def parse_tokens(raw: str | None) -> tuple[tuple[bytes, str], ...]:
+    entries = []
+    for number, item in enumerate((raw or "").split(","), start=1):
+        item = item.strip()
+        if not item:
+            continue
+        token, sep, role = item.rpartition(":")
+        if not sep or role not in ROLES:
+            raise AuthConfigError(f"ETL_API_TOKENS entry {number} must be <token>:operator or <token>:viewer")
+        if len(token) < MIN_TOKEN_LENGTH:
+            raise AuthConfigError(f"ETL_API_TOKENS entry {number}: tokens must be at least {MIN_TOKEN_LENGTH} characters")
+        entries.append((hashlib.sha256(token.encode()).digest(), role))
+    return tuple(entries)
+
+
+def parse_users(raw: str | None) -> dict[str, tuple[str, str]]:
+    users = {}
+    for number, item in enumerate((raw or "").split(","), start=1):
+        item = item.strip()
+        if not item:
+            continue
+        who, sep, password_hash = item.partition("=")
+        name, _, role = who.partition(":")
+        role = role or "operator"
+        if not sep or not name or role not in ROLES:
+            raise AuthConfigError(f"ETL_CONSOLE_USERS entry {number} must be name=<hash> or name:viewer=<hash>")
+        if not password_hash.startswith(("scrypt:", "pbkdf2:")):
+            raise AuthConfigError(
+                f"ETL_CONSOLE_USERS entry {number} ({name}): give a password hash from "
+                "`python -m etl_console.auth hash-password`, not a password"
+            )
+        users[name] = (password_hash, role)
+    return users
+
+
+def settings_from_config(config) -> AuthSettings:
+    return AuthSettings(parse_tokens(config.api_tokens), parse_users(config.console_users))
+
+
+# binding --------------------------------------------------------------------------------------------
+def is_loopback(bind: str) -> bool:
+    """'127.0.0.1:8000', '[::1]:8000', 'localhost', 'unix:/run/app.sock' are local; '0.0.0.0' is not."""
+    bind = bind.strip()
+    if bind.startswith(("unix:", "fd://")):
+        return True
+    host = bind
+    if bind.startswith("["):
+        host = bind[1 : bind.index("]")] if "]" in bind else bind
+    elif bind.count(":") == 1:
+        host = bind.split(":", 1)[0]
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_bind(binds: str | list[str], config) -> str | None:
+    """None when serving on these addresses is allowed, else the message to stop with."""
+    binds = [binds] if isinstance(binds, str) else list(binds)
+    exposed = [b for b in binds if not is_loopback(b)]
+    if not exposed or config.allow_open or settings_from_config(config).enabled:
+        return None
+    return f"refusing to serve on {', '.join(exposed)} without authentication. {ENABLE_HINT}"
+
+
+# the Flask side ---------------------------------------------------------------------------------------
+def _safe_next(target: str | None) -> str:
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    parts = urlsplit(target)
+    return target if not parts.scheme and not parts.netloc else "/"
+
+
+def init_auth(app, config) -> AuthSettings:
+    import flask
+    from flask.sessions import SecureCookieSessionInterface
+
+    from .api.errors import json_error
+
+    settings = settings_from_config(config)
+    app.extensions["etl_auth"] = settings
+
+    class TLSAwareSessionInterface(SecureCookieSessionInterface):
+        """Secure cookies whenever the request came over TLS (ProxyFix applies X-Forwarded-Proto)."""
+
+        def get_cookie_secure(self, app_) -> bool:
+            if app_.config.get("SESSION_COOKIE_SECURE"):
+                return True
+            return bool(flask.request) and flask.request.is_secure
+
+    app.session_interface = TLSAwareSessionInterface()
+    app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
+    app.config["SESSION_COOKIE_HTTPONLY"] = True
+    app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
+    app.config.setdefault("PERMANENT_SESSION_LIFETIME", 12 * 3600)
+
+    _register_login(app, settings)
+    _document_security(app, settings)
+
+    @app.before_request
+    def _authorize():
+        if not settings.enabled:
+            return None
+        request = flask.request
+        path = request.path
+        if path in PUBLIC_PATHS or path.startswith("/static/"):
+            return None
+        if path.startswith("/api/") or path == "/metrics":
+            scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
+            role = settings.role_for_token(presented.strip()) if scheme.lower() == "bearer" and presented else None
+            if role is None:
+                detail = "Not authenticated" if not presented else "Invalid authentication credentials"
+                return json_error(detail, 401, {"WWW-Authenticate": "Bearer"})
+            if request.method not in READ_METHODS and role != "operator":
+                return json_error("Not enough permissions: this token's role is viewer (read only)", 403)
+            flask.g.auth_role = role
+            return None
+        # the console
+        user = flask.session.get(SESSION_USER)
+        known = settings.users.get(user) if user else None
+        if known is None:
+            if request.headers.get("HX-Request"):
+                response = flask.Response("login required", status=401)
+                response.headers["HX-Redirect"] = flask.url_for("auth.login", next=request.full_path.rstrip("?"))
+                return response
+            if request.method in READ_METHODS:
+                return flask.redirect(flask.url_for("auth.login", next=request.full_path.rstrip("?")))
+            flask.abort(401)
+        flask.g.auth_user, flask.g.auth_role = user, known[1]
+        if request.method not in READ_METHODS and known[1] != "operator":
+            flask.abort(403)
+        return None
+
+    return settings
+
+
+def _register_login(app, settings: AuthSettings) -> None:
+    import flask
+    from flask_wtf.csrf import CSRFError, generate_csrf, validate_csrf
+
+    bp = flask.Blueprint("auth", __name__, url_prefix="/auth")
+
+    def render(error: str | None = None, status: int = 200):
+        body = flask.render_template(
+            "auth/login.html",
+            csrf_token=generate_csrf(),
+            error=error,
+            next=_safe_next(flask.request.values.get("next")),
+            configured=bool(settings.users),
+        )
+        return body, status
+
+    @bp.route("/login", methods=["GET", "POST"])
+    def login():
+        if flask.request.method == "GET":
+            return render()
+        try:
+            validate_csrf(flask.request.form.get("csrf_token"))
+        except CSRFError:
+            return render("The form expired; please try again.", 400)
+        except Exception:  # noqa: BLE001 - wtforms' ValidationError: missing or bad token
+            return render("The form expired; please try again.", 400)
+        name = flask.request.form.get("username", "")
+        role = settings.check_password(name, flask.request.form.get("password", "")) if settings.users else None
+        if role is None:
+            app.logger.warning("console login failed for user %r", name[:64])
+            return render("Wrong user name or password.", 401)
+        flask.session.clear()
+        flask.session.permanent = True
+        flask.session[SESSION_USER] = name
+        app.logger.info("console login: %s (%s)", name, role)
+        return flask.redirect(_safe_next(flask.request.form.get("next")))
+
+    @bp.post("/logout")
+    def logout():
+        try:
+            validate_csrf(flask.request.form.get("csrf_token"))
+        except Exception:  # noqa: BLE001
+            flask.abort(400)
+        flask.session.clear()
+        return flask.redirect(flask.url_for("auth.login"))
+
+    @app.context_processor
+    def _auth_context():
+        return {"auth_enabled": settings.enabled, "auth_user": flask.g.get("auth_user")}
+
+    app.register_blueprint(bp)
+
+
+def _document_security(app, settings: AuthSettings) -> None:
+    """Declare the bearer scheme and the 401/403 answers in the served OpenAPI document."""
+    if not settings.enabled:
+        return
+    apis = app.extensions.get("flask-smorest", {}).get("apis", {})
+    for entry in apis.values():
+        spec = entry["ext_obj"].spec
+        original = spec.to_dict
+
+        def to_dict(original=original):
+            import copy
+
+            doc = copy.deepcopy(original())
+            components = doc.setdefault("components", {})
+            components.setdefault("securitySchemes", {})["bearerAuth"] = {"type": "http", "scheme": "bearer"}
+            doc["security"] = [{"bearerAuth": []}]
+            for path, operations in doc.get("paths", {}).items():
+                for method, operation in operations.items():
+                    if not isinstance(operation, dict) or method == "parameters":
+                        continue
+                    if path in PUBLIC_PATHS:
+                        operation["security"] = []
+                        continue
+                    responses = operation.setdefault("responses", {})
+                    responses.setdefault("401", _detail_response("Missing or invalid bearer token"))
+                    if method.upper() not in READ_METHODS:
+                        responses.setdefault("403", _detail_response("The token's role is viewer (read only)"))
+            return doc
+
+        spec.to_dict = to_dict
+
+
+def _detail_response(description: str) -> dict:
+    return {
+        "description": description,
+        "content": {
+            "application/json": {
+                "schema": {"type": "object", "properties": {"detail": {"type": "string"}}, "required": ["detail"]}
+            }
+        },
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m etl_console.auth hash-password`: read a password (twice) and print its hash."""
+    import getpass
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] != ["hash-password"]:
+        print("usage: python -m etl_console.auth hash-password   (reads the password from the terminal or stdin)")
+        return 2
+    from werkzeug.security import generate_password_hash
+
+    if sys.stdin.isatty():
+        password = getpass.getpass("password: ")
+        if getpass.getpass("again: ") != password:
+            print("passwords differ", file=sys.stderr)
+            return 1
+    else:
+        password = sys.stdin.readline().rstrip("\n")
+    if len(password) < 8:
+        print("use at least 8 characters", file=sys.stderr)
+        return 1
+    print(generate_password_hash(password))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
