@@ -29,6 +29,21 @@ def _asset_dir(name: str) -> str:
     return str(Path(sys.prefix) / "share" / "etl-console" / name)
 
 
+def _local_secret(data_dir: str) -> str:
+    """A secret shared by every process on this host (gunicorn workers), kept in ETL_DATA_DIR."""
+    import os
+
+    path = Path(data_dir).expanduser() / "secret_key"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secrets.token_hex(32))
+    return path.read_text().strip()
+
+
 class ContractJSONProvider(DefaultJSONProvider):
     """Bytes as FastAPI's JSONResponse writes them: declared key order, compact, UTF-8, no newline."""
 
@@ -60,7 +75,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     app = Flask("etl_console", template_folder=_asset_dir("templates"), static_folder=_asset_dir("static"))
     app.json = ContractJSONProvider(app)
     app.config.update(
-        SECRET_KEY=config.secret_key or secrets.token_hex(32),
+        SECRET_KEY=config.secret_key or _local_secret(config.data_dir),
         API_TITLE="etl-console",
         API_VERSION="v1",
         OPENAPI_VERSION="3.0.3",
