@@ -11,6 +11,7 @@ from typing import Any
 
 from flask import Flask
 from flask.json.provider import DefaultJSONProvider
+from flask_wtf.csrf import CSRFProtect
 
 from .config import Config
 from .db.engine import Database
@@ -109,6 +110,11 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
 
     init_metrics(app, config)
     init_auth(app, config)
+    # CSRF on every state-changing console request (forms and htmx); the JSON API stays token-free.
+    csrf = CSRFProtect(app)
+    for blueprint in list(app.blueprints.values()):
+        if (blueprint.url_prefix or "").startswith("/api/"):
+            csrf.exempt(blueprint)
     app.teardown_appcontext(close_db_session)
 
     if start_runner if start_runner is not None else config.runner == "thread":

@@ -1,0 +1,105 @@
+"""Jinja filters that turn numbers and times into what an operator reads at a glance."""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+
+STATUS_LABELS = {
+    "IDLE": "Idle",
+    "RUNNING": "Running",
+    "PAUSED": "Paused",
+    "FAILED": "Failed",
+    "SUCCESS": "Succeeded",
+}
+
+
+def status_label(status: str) -> str:
+    return STATUS_LABELS.get(status, status.title())
+
+
+def number(value: int | float | None) -> str:
+    if value is None:
+        return "—"
+    return f"{value:,}"
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    if seconds < 10:
+        return f"{seconds:.2f} s"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {secs:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+def rate(rows_per_second: float | None) -> str:
+    if rows_per_second is None:
+        return "—"
+    if rows_per_second < 1000:
+        return f"{rows_per_second:,.0f} rows/s"
+    if rows_per_second < 1_000_000:
+        return f"{rows_per_second / 1000:,.1f}k rows/s"
+    return f"{rows_per_second / 1_000_000:,.2f}M rows/s"
+
+
+def ago(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    if seconds < 5:
+        return "just now"
+    if seconds < 60:
+        return f"{int(seconds)} s ago"
+    if seconds < 3600:
+        return f"{int(seconds // 60)} min ago"
+    if seconds < 86400:
+        return f"{int(seconds // 3600)} h ago"
+    days = int(seconds // 86400)
+    return f"{days} day{'s' if days != 1 else ''} ago"
+
+
+def utc(value: datetime | None) -> str:
+    if value is None:
+        return "—"
+    return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def iso(value: datetime | None) -> str:
+    if value is None:
+        return ""
+    return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+# Keyset cursors in URLs: "<started_at in UTC, microseconds>~<run id>".
+def encode_cursor(cursor: tuple[datetime, uuid.UUID] | None) -> str | None:
+    if cursor is None:
+        return None
+    started_at, run_id = cursor
+    return f"{started_at.astimezone(timezone.utc).strftime('%Y-%m-%dT%H:%M:%S.%fZ')}~{run_id}"
+
+
+def decode_cursor(value: str | None) -> tuple[datetime, uuid.UUID] | None:
+    """The cursor, or None when absent; ValueError when present but malformed."""
+    if not value:
+        return None
+    stamp, _, run_id = value.partition("~")
+    started_at = datetime.fromisoformat(stamp)
+    if started_at.tzinfo is None:
+        raise ValueError("cursor time has no time zone")
+    return started_at, uuid.UUID(run_id)
+
+
+FILTERS = {
+    "status_label": status_label,
+    "num": number,
+    "duration": duration,
+    "rate": rate,
+    "ago": ago,
+    "utc": utc,
+    "iso": iso,
+    "cursor": encode_cursor,
+}

@@ -1,0 +1,32 @@
+/* etl-console: the little the console needs beyond htmx. Pages read fine without it. */
+(function () {
+  "use strict";
+
+  var hideTimer = null;
+
+  function toast(message) {
+    var box = document.getElementById("toast");
+    if (!box) { return; }
+    box.textContent = message;
+    box.hidden = false;
+    clearTimeout(hideTimer);
+    hideTimer = setTimeout(function () { box.hidden = true; }, 8000);
+  }
+
+  // A failed htmx request swaps nothing; say why instead of failing silently.
+  document.addEventListener("htmx:responseError", function (event) {
+    var xhr = event.detail.xhr;
+    var message = "The request failed (HTTP " + xhr.status + ").";
+    try {
+      var page = new DOMParser().parseFromString(xhr.responseText, "text/html");
+      var found = page.getElementById("error-message");
+      if (found && found.textContent.trim()) { message = found.textContent.trim(); }
+    } catch (ignored) { /* keep the generic message */ }
+    if (/CSRF/i.test(message)) { message += " Reload the page and try again."; }
+    toast(message);
+  });
+
+  document.addEventListener("htmx:sendError", function () {
+    toast("The server did not answer. Check the connection; live updates resume when it is back.");
+  });
+})();
