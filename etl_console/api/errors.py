@@ -66,12 +66,15 @@ def api_error_response(error: Exception) -> flask.Response:
 
 
 def _strict_json(value: typing.Any) -> typing.Any:
-    """NaN and Infinity (Python's json reads them) are not JSON: echo them as null, as Pydantic
-    serialises them, so that every 422 body stays parseable."""
+    """Echoed input that cannot be written as UTF-8 JSON (FastAPI answered 500 here): NaN and
+    Infinity, which Python's json reads, become null as Pydantic serialises them; a lone surrogate
+    ("\\ud800" in the request) becomes U+FFFD."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
+    if isinstance(value, str):
+        return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
     if isinstance(value, dict):
-        return {key: _strict_json(item) for key, item in value.items()}
+        return {_strict_json(key): _strict_json(item) for key, item in value.items()}
     if isinstance(value, list):
         return [_strict_json(item) for item in value]
     return value
