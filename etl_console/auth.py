@@ -187,10 +187,12 @@ def init_auth(app, config) -> AuthSettings:
         if path in PUBLIC_PATHS or path.startswith("/static/"):
             return None
         if path.startswith("/api/") or path == "/metrics":
-            scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
-            role = settings.role_for_token(presented.strip()) if scheme.lower() == "bearer" and presented else None
+            header = request.headers.get("Authorization", "")
+            scheme, _, presented = header.partition(" ")
+            presented = presented.strip()
+            role = settings.role_for_token(presented) if scheme.lower() == "bearer" and presented else None
             if role is None:
-                detail = "Not authenticated" if not presented else "Invalid authentication credentials"
+                detail = "Invalid authentication credentials" if header.strip() else "Not authenticated"
                 return json_error(detail, 401, {"WWW-Authenticate": "Bearer"})
             if request.method not in READ_METHODS and role != "operator":
                 return json_error("Not enough permissions: this token's role is viewer (read only)", 403)

@@ -69,7 +69,7 @@ def demo(films: int, ratings: int) -> None:
     )
 
 
-@main.command()
+@main.command(with_appcontext=False)  # it builds what it needs; no app (and no runner) in this process
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option("--port", default=8000, show_default=True, type=int, help="Port to bind.")
 @click.option("--demo", "with_demo", is_flag=True, help="Create the demo world first (etl-console demo).")
@@ -97,7 +97,7 @@ def serve(host: str, port: int, with_demo: bool, workers: int, threads: int) -> 
     serve_gunicorn(f"{host}:{port}", workers=workers, threads=threads)
 
 
-@main.command()
+@main.command(with_appcontext=False)  # it builds what it needs; no app (and no runner) in this process
 def worker() -> None:
     """Run a standalone runner: claims and executes queued runs until SIGTERM/SIGINT."""
     from .runner.runner import Runner
