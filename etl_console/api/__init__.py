@@ -20,9 +20,11 @@ class Api(flask_smorest.Api):
 
 def init_api(app) -> Api:
     from .health import blp as health_blp
+    from .pipeline_extras import blp as extras_blp
     from .pipelines import blp as pipelines_blp
 
     api = Api(app)
     api.register_blueprint(pipelines_blp)
+    api.register_blueprint(extras_blp)
     api.register_blueprint(health_blp)
     return api

@@ -23,6 +23,8 @@ DOMAIN_STATUS: dict[type[domain.DomainError], int] = {
     domain.InvalidSourceQuery: 400,
     domain.InvalidPipeline: 400,
     domain.PipelineBusy: 409,
+    domain.InvalidSchedule: 400,
+    domain.ReconcileFailed: 400,
 }
 
 # FastAPI's own texts for routing errors.
@@ -175,4 +177,26 @@ def path_uuid(value: str, name: str = "pipeline_id"):
         (message,) = error.messages
         raise RequestValidationFailed(
             [validation_error(message.type, ["path", name], str(message), message.input, message.ctx)]
+        ) from None
+
+
+def encode_cursor(created_at, pipeline_id) -> str:
+    import base64
+
+    return base64.urlsafe_b64encode(f"{created_at.isoformat()}|{pipeline_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str):
+    """The (created_at, id) a cursor names, or a 422 on ["query", "cursor"]."""
+    import base64
+    import uuid
+    from datetime import datetime
+
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        created_at, pipeline_id = raw.split("|")
+        return datetime.fromisoformat(created_at), uuid.UUID(pipeline_id)
+    except (ValueError, UnicodeDecodeError):
+        raise RequestValidationFailed(
+            [validation_error("value_error", ["query", "cursor"], "Value error, not a cursor from a Link header", cursor)]
         ) from None

@@ -1,16 +1,18 @@
 """/api/v1/pipelines: thin views over the services; every error is mapped in api.errors."""
 from __future__ import annotations
 
+from flask import request, url_for
 from flask.views import MethodView
 
 from ..services import pipelines as pipeline_service
 from ..services import runs as run_service
 from . import Blueprint
 from .context import allowed_targets, db_session, wake_runner
-from .errors import path_uuid
+from .errors import decode_cursor, encode_cursor, path_uuid
 from .schemas import (
     DetailErrorSchema,
     PipelineCreateSchema,
+    PipelineListQuerySchema,
     PipelineOutSchema,
     PipelineRunOutSchema,
     PipelineUpdateSchema,
@@ -37,10 +39,27 @@ VALIDATION = {"description": "FastAPI-style validation errors", "schema": Detail
 
 @blp.route("/")
 class Pipelines(MethodView):
+    @blp.arguments(PipelineListQuerySchema, location="query")
     @blp.response(200, PipelineOutSchema(many=True))
-    def get(self):
-        """List all pipelines"""
-        return pipeline_service.list_pipelines(db_session())
+    @blp.alt_response(422, **VALIDATION)
+    def get(self, query):
+        """List pipelines, oldest first.
+
+        With no parameters: every pipeline, as the v1 contract has it. Optional filters: `status`,
+        `enabled`, `target_table`, `q` (name contains). With `limit`, a page of that size; when more
+        follow, a `Link: <...&cursor=...>; rel="next"` header gives the next page.
+        """
+        after = decode_cursor(query.pop("cursor")) if "cursor" in query else None
+        limit = query.pop("limit", None)
+        pipelines = pipeline_service.list_pipelines(
+            db_session(), name_contains=query.pop("q", None), limit=limit, after=after, **query
+        )
+        if limit is not None and len(pipelines) == limit:
+            last = pipelines[-1]
+            next_url = url_for(request.endpoint, _external=True, **{**request.args.to_dict(),
+                                                                     "cursor": encode_cursor(last.created_at, last.id)})
+            return pipelines, {"Link": f'<{next_url}>; rel="next"'}
+        return pipelines
 
     @blp.arguments(PipelineCreateSchema)
     @blp.response(201, PipelineOutSchema)

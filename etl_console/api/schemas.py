@@ -8,7 +8,7 @@ import marshmallow as ma
 from . import fields
 
 PIPELINE_TYPES = ("SQL",)
-PIPELINE_MODES = ("full",)
+PIPELINE_MODES = ("full", "incremental")
 MAX_BATCH_SIZE = 1_000_000
 
 
@@ -26,6 +26,8 @@ class PipelineCreateSchema(_Input):
     target_table = fields.String(required=True)
     batch_size = fields.Integer(load_default=1000, ge=1, le=MAX_BATCH_SIZE)
     source_query = fields.String(required=True, min_length=1)
+    # Accepted (incremental mode's key column) but, as the contract says, never returned.
+    incremental_key = fields.String(allow_none=True, load_default=None, min_length=1, max_length=255)
 
 
 class PipelineUpdateSchema(_Input):
@@ -39,6 +41,7 @@ class PipelineUpdateSchema(_Input):
     target_table = fields.String()
     batch_size = fields.Integer(ge=1, le=MAX_BATCH_SIZE)
     source_query = fields.String(min_length=1)
+    incremental_key = fields.String(allow_none=True, min_length=1, max_length=255)
 
 
 class UtcDateTime(ma.fields.Field):
@@ -87,3 +90,77 @@ class DetailErrorSchema(ma.Schema):
 class HealthSchema(ma.Schema):
     status = ma.fields.String()
     checks = ma.fields.Dict()
+
+
+class PipelineListQuerySchema(_Input):
+    """Optional filters and keyset pagination; with none of them the plain v1 list is returned."""
+
+    status = fields.Literal(("IDLE", "RUNNING", "PAUSED", "FAILED"))
+    enabled = fields.Boolean()
+    target_table = fields.String()
+    q = fields.String(metadata={"description": "Name contains (case-insensitive)"})
+    limit = fields.Integer(ge=1, le=500, metadata={"description": "Page size; the next page's link is in Link"})
+    cursor = fields.String(metadata={"description": "Opaque cursor from a previous page's Link header"})
+
+
+class StateChangeSchema(ma.Schema):
+    old_watermark = ma.fields.String(allow_none=True)
+    new_watermark = ma.fields.String(allow_none=True)
+    changed_by = ma.fields.String()
+    run_id = ma.fields.UUID(allow_none=True)
+    changed_at = UtcDateTime(metadata={"type": "string", "format": "date-time"})
+
+
+class StateOutSchema(ma.Schema):
+    pipeline_id = ma.fields.UUID()
+    incremental_key = ma.fields.String(allow_none=True)
+    watermark = ma.fields.String(allow_none=True)
+    updated_at = UtcDateTime(allow_none=True, metadata={"type": "string", "format": "date-time"})
+    changes = ma.fields.List(ma.fields.Nested(StateChangeSchema))
+
+
+class StateInSchema(_Input):
+    watermark = fields.String(required=True, allow_none=True, metadata={"description": "The key's value as text"})
+
+
+class ScheduleInSchema(_Input):
+    schedule = fields.String(required=True, allow_none=True, metadata={"description": "Cron, UTC; null removes"})
+
+
+class ScheduleOutSchema(ma.Schema):
+    pipeline_id = ma.fields.UUID(attribute="id")
+    schedule = ma.fields.String(allow_none=True)
+    next_run_at = UtcDateTime(allow_none=True, metadata={"type": "string", "format": "date-time"})
+    last_tick = UtcDateTime(attribute="schedule_last_tick", allow_none=True,
+                            metadata={"type": "string", "format": "date-time"})
+
+
+class ReconciliationSchema(ma.Schema):
+    key = ma.fields.List(ma.fields.String())
+    source_rows = ma.fields.Integer()
+    target_rows = ma.fields.Integer()
+    missing_in_target = ma.fields.Integer()
+    extra_in_target = ma.fields.Integer()
+    missing_sample = ma.fields.List(ma.fields.Raw())
+    extra_sample = ma.fields.List(ma.fields.Raw())
+    match = ma.fields.Boolean()
+
+
+class RunDetailSchema(ma.Schema):
+    id = ma.fields.UUID()
+    pipeline_id = ma.fields.UUID()
+    status = ma.fields.String()
+    trigger = ma.fields.String()
+    started_at = UtcDateTime(metadata={"type": "string", "format": "date-time"})
+    claimed_at = UtcDateTime(allow_none=True, metadata={"type": "string", "format": "date-time"})
+    finished_at = UtcDateTime(allow_none=True, metadata={"type": "string", "format": "date-time"})
+    duration_s = ma.fields.Float(allow_none=True)
+    rows_read = ma.fields.Integer()
+    rows_written = ma.fields.Integer()
+    error_message = ma.fields.String(allow_none=True)
+    worker_id = ma.fields.String(allow_none=True)
+    heartbeat_at = UtcDateTime(allow_none=True, metadata={"type": "string", "format": "date-time"})
+    config = ma.fields.Dict(attribute="config_snapshot", allow_none=True)
+    batches = ma.fields.Dict(allow_none=True)
+    timings = ma.fields.Dict(allow_none=True)
+    reconciliation = ma.fields.Dict(allow_none=True)

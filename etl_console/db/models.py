@@ -52,12 +52,17 @@ class Pipeline(Base):
     source_query: Mapped[str] = mapped_column(Text)
     incremental_key: Mapped[str | None] = mapped_column(String(255))
     schedule: Mapped[str | None] = mapped_column(String(255))
+    # The last cron tick a runner claimed for this pipeline; a tick fires once, across all runners.
+    schedule_last_tick: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
     )
 
-    __table_args__ = (Index("ix_etl_pipelines_status", "status"),)
+    __table_args__ = (
+        Index("ix_etl_pipelines_status", "status"),
+        Index("ix_etl_pipelines_created", "created_at", "id"),
+    )
 
 
 class PipelineRun(Base):
@@ -106,10 +111,29 @@ class PipelineState(Base):
     pipeline_id: Mapped[uuid.UUID] = mapped_column(
         UUID(as_uuid=True), ForeignKey("etl_pipelines.id", ondelete="CASCADE"), primary_key=True
     )
-    watermark: Mapped[dict | None] = mapped_column(JSONB)
+    watermark: Mapped[str | None] = mapped_column(Text)  # the key's value, as PostgreSQL prints it
+    incremental_key: Mapped[str | None] = mapped_column(String(255))
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
     )
+
+
+class PipelineStateChange(Base):
+    """Audit trail of watermark changes: by runs, by the API, by the console."""
+
+    __tablename__ = "etl_state_changes"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    pipeline_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("etl_pipelines.id", ondelete="CASCADE")
+    )
+    old_watermark: Mapped[str | None] = mapped_column(Text)
+    new_watermark: Mapped[str | None] = mapped_column(Text)
+    changed_by: Mapped[str] = mapped_column(String(64))
+    run_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.clock_timestamp())
+
+    __table_args__ = (Index("ix_etl_state_changes_pipeline", "pipeline_id", text("changed_at DESC")),)
 
 
 class PipelineTask(Base):

@@ -7,10 +7,12 @@ from typing import TYPE_CHECKING, Callable
 
 import psycopg2
 
-from .. import metrics
+from .. import failpoints, metrics
 from ..services.errors import InvalidSourceQuery
 from ..services.sql_guard import check_source_query
 from ..warehouse.full_load import FullLoad, LoadCancelled
+from ..warehouse.incremental import IncrementalLoad
+from ..warehouse.reconcile import reconcile
 from ..warehouse.target import LoadError
 from . import queries
 
@@ -54,6 +56,7 @@ class RunExecution:
                 self.active.cancel("pause")
             self._raise_if_cancelled()
             commit_target()
+            failpoints.hit("run.after_target_commit")
             queries.finish_run(
                 conn,
                 self.claimed.run_id,
@@ -62,7 +65,8 @@ class RunExecution:
                 succeeded=True,
                 rows_read=self.active.rows_read,
                 rows_written=self.active.rows_written,
-                details={"timings": self.timings},
+                details={"timings": self.timings, "batch_size": self.claimed.config["batch_size"],
+                         "mode": self.claimed.config.get("mode", "full")},
             )
 
     # the run -----------------------------------------------------------------------------------
@@ -70,18 +74,15 @@ class RunExecution:
         config = self.claimed.config
         try:
             self._raise_if_cancelled()
-            query = check_source_query(config["source_query"])
-            load = FullLoad(
-                source_dsn=self.runner.database.warehouse_dsn,
-                target_dsn=self.runner.database.warehouse_dsn,
-                query=query,
-                target_table=config["target_table"],
-                batch_size=config["batch_size"],
-                statement_timeout_s=self.runner.config.statement_timeout_s,
-            )
-            result = load.run(self)
+            load = self._load(config)
+            try:
+                result = load.run(self)
+            finally:
+                self.active.interrupt = None  # its connections are closed now
             log.info("run %s succeeded: %s rows", self.claimed.run_id, result.rows_written)
             metrics.run_finished("SUCCESS", self.started, result.rows_written)
+            if self.runner.config.reconcile_after_run:
+                self._record_reconciliation(config)
         except LeaseLost:
             log.warning("run %s: lease lost, target rolled back, nothing recorded", self.claimed.run_id)
         except LoadCancelled as cancelled:
@@ -97,6 +98,47 @@ class RunExecution:
             else:
                 log.exception("run %s crashed", self.claimed.run_id)
                 self._fail(f"internal error: {type(error).__name__}: {error}")
+
+    def _load(self, config: dict):
+        """The loader for the snapshot's mode; both share hooks, fencing and error handling."""
+        database, settings = self.runner.database, self.runner.config
+        common = dict(
+            source_dsn=database.warehouse_dsn,
+            target_dsn=database.warehouse_dsn,
+            query=check_source_query(config["source_query"]),
+            target_table=config["target_table"],
+            batch_size=config["batch_size"],
+            statement_timeout_s=settings.statement_timeout_s,
+        )
+        if config.get("mode") == "incremental":
+            if not config.get("incremental_key"):
+                raise LoadError("incremental mode needs an incremental_key")
+            if database.warehouse_url != database.url:
+                raise LoadError("incremental mode needs the warehouse and the metadata in one database")
+            return IncrementalLoad(
+                **common,
+                incremental_key=config["incremental_key"],
+                pipeline_id=self.claimed.pipeline_id,
+                run_id=self.claimed.run_id,
+            )
+        return FullLoad(**common)
+
+    def _record_reconciliation(self, config: dict) -> None:
+        """After a success: compare source and target over the key and keep the counts on the run."""
+        try:
+            result = reconcile(
+                self.runner.database.warehouse_dsn,
+                check_source_query(config["source_query"]),
+                config["target_table"],
+                self.runner.config.statement_timeout_s,
+            ).as_dict()
+        except Exception as error:  # noqa: BLE001 - a failed check must not turn a success into a failure
+            result = {"error": str(error)}
+        try:
+            with self.runner.engine.begin() as conn:
+                queries.add_run_details(conn, self.claimed.run_id, {"reconciliation": result})
+        except Exception:  # noqa: BLE001
+            log.exception("could not record the reconciliation of run %s", self.claimed.run_id)
 
     @property
     def _paused(self) -> bool:

@@ -122,6 +122,13 @@ def finish_run(
     return True
 
 
+def add_run_details(conn: Connection, run_id: uuid.UUID, details: dict) -> None:
+    conn.execute(
+        text("UPDATE etl_pipeline_runs SET details = coalesce(details, '{}') || CAST(:d AS jsonb) WHERE id = :id"),
+        {"id": run_id, "d": _json(details)},
+    )
+
+
 def reap_lost_runs(conn: Connection, lease_s: float) -> list[uuid.UUID]:
     rows = conn.execute(
         text(

@@ -17,10 +17,12 @@ from dataclasses import dataclass
 from typing import Callable
 
 from sqlalchemy import text
+from sqlalchemy.orm import Session
 
 from .. import logs, metrics
 from ..config import Config
 from ..db.engine import Database
+from ..services import schedules
 from . import queries
 from .execute import RunExecution
 
@@ -48,8 +50,11 @@ class ActiveRun:
         """A cancel not honoured within grace_s (a source producing no rows) interrupts the query."""
         if self.cancel_since is not None and self.interrupt is not None:
             if time.monotonic() - self.cancel_since >= grace_s:
-                self.interrupt()
-                self.interrupt = None
+                interrupt, self.interrupt = self.interrupt, None
+                try:
+                    interrupt()
+                except Exception:  # noqa: BLE001 - the load already closed its connection: nothing to stop
+                    log.debug("interrupt of run %s found nothing to cancel", self.run_id)
 
 
 class Runner:
@@ -65,7 +70,7 @@ class Runner:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._loop_thread: threading.Thread | None = None
-        self._last_claim = self._last_reap = self._last_presence = 0.0
+        self._last_claim = self._last_reap = self._last_presence = self._last_schedule = 0.0
 
     # lifecycle -----------------------------------------------------------------------------
     def start(self) -> "Runner":
@@ -127,9 +132,22 @@ class Runner:
         if now - self._last_reap >= min(5.0, self.config.run_lease_s / 3):
             self._last_reap = now
             self.reap()
+        if now - self._last_schedule >= max(1.0, self.config.poll_s):
+            self._last_schedule = now
+            self.fire_schedules()
         if woken or now - self._last_claim >= self.config.poll_s:
             self._last_claim = now
             self._claim_all()
+
+    def fire_schedules(self) -> list[uuid.UUID]:
+        """Queue runs for due cron ticks; the claim in the database makes each tick fire once."""
+        with Session(self.engine) as session:
+            fired = schedules.fire_due(session)
+        for pipeline_id in fired:
+            log.info("schedule fired a run of pipeline %s", pipeline_id)
+        if fired:
+            self._wake.set()
+        return fired
 
     def reap(self) -> int:
         with self.engine.begin() as conn:

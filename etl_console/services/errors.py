@@ -34,5 +34,13 @@ class InvalidPipeline(DomainError):
 
 
 class PipelineBusy(DomainError):
-    def __init__(self) -> None:
-        super().__init__("Cannot update pipeline while it is RUNNING")
+    def __init__(self, message: str = "Cannot update pipeline while it is RUNNING") -> None:
+        super().__init__(message)
+
+
+class InvalidSchedule(DomainError):
+    """A schedule that is not a valid cron expression."""
+
+
+class ReconcileFailed(DomainError):
+    """Reconciliation could not run (no key, a failing source query); the message says why."""

@@ -2,14 +2,15 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any, Iterable
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..db.models import Pipeline, PipelineRun, PipelineStatus, RunStatus
-from .errors import NameTaken, PipelineBusy, PipelineNotFound, TargetNotAllowed
+from .errors import InvalidPipeline, NameTaken, PipelineBusy, PipelineNotFound, TargetNotAllowed
 from .sql_guard import check_source_query
 
 EDITABLE_FIELDS = (
@@ -25,8 +26,33 @@ EDITABLE_FIELDS = (
 )
 
 
-def list_pipelines(session: Session) -> list[Pipeline]:
-    return list(session.scalars(select(Pipeline).order_by(Pipeline.created_at, Pipeline.id)))
+def list_pipelines(
+    session: Session,
+    *,
+    status: str | None = None,
+    enabled: bool | None = None,
+    target_table: str | None = None,
+    name_contains: str | None = None,
+    limit: int | None = None,
+    after: tuple[datetime, uuid.UUID] | None = None,
+) -> list[Pipeline]:
+    """Oldest first; `after` is the keyset cursor (created_at, id) of the last row already seen."""
+    query = select(Pipeline)
+    if status is not None:
+        query = query.where(Pipeline.status == status)
+    if enabled is not None:
+        query = query.where(Pipeline.enabled.is_(enabled))
+    if target_table is not None:
+        query = query.where(Pipeline.target_table == target_table)
+    if name_contains:
+        escaped = name_contains.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = query.where(Pipeline.name.ilike(f"%{escaped}%", escape="\\"))
+    if after is not None:
+        query = query.where(tuple_(Pipeline.created_at, Pipeline.id) > tuple_(*after))
+    query = query.order_by(Pipeline.created_at, Pipeline.id)
+    if limit is not None:
+        query = query.limit(limit)
+    return list(session.scalars(query))
 
 
 def get_pipeline(session: Session, pipeline_id: uuid.UUID, *, for_update: bool = False) -> Pipeline:
@@ -53,6 +79,7 @@ def find_pipeline(session: Session, name_or_id: str) -> Pipeline:
 def create_pipeline(session: Session, allowed_targets: Iterable[str], data: dict[str, Any]) -> Pipeline:
     values = {key: data[key] for key in EDITABLE_FIELDS if key in data}
     _check(session, allowed_targets, values)
+    _check_incremental(session, values.get("mode", "full"), values.get("incremental_key"), values["target_table"])
     pipeline = Pipeline(id=uuid.uuid4(), **values)
     pipeline.status = PipelineStatus.IDLE if pipeline.enabled is not False else PipelineStatus.PAUSED
     session.add(pipeline)
@@ -72,6 +99,12 @@ def update_pipeline(
         session.rollback()
         raise PipelineBusy()
     _check(session, allowed_targets, changes, exclude_id=pipeline.id)
+    _check_incremental(
+        session,
+        changes.get("mode", pipeline.mode),
+        changes.get("incremental_key", pipeline.incremental_key),
+        changes.get("target_table", pipeline.target_table),
+    )
     for key, value in changes.items():
         setattr(pipeline, key, value)
     if changes.get("enabled") is False:
@@ -122,6 +155,21 @@ def _check(
             raise NameTaken()
     if "source_query" in values:
         check_source_query(values["source_query"])
+
+
+def _check_incremental(session: Session, mode: str, key: str | None, target_table: str) -> None:
+    """Incremental mode upserts on the target's primary key and filters on incremental_key."""
+    if mode != "incremental":
+        return
+    if not key:
+        raise InvalidPipeline("incremental mode needs an incremental_key: the source column that grows with new rows")
+    schema, _, table = target_table.partition(".")
+    has_key = session.scalar(
+        text("SELECT count(*) FROM pg_constraint WHERE contype = 'p' AND conrelid = to_regclass(:name)"),
+        {"name": '"' + schema.replace('"', '""') + '"."' + table.replace('"', '""') + '"'},
+    )
+    if not has_key:
+        raise InvalidPipeline(f"target_table '{target_table}' has no primary key; incremental mode upserts on it")
 
 
 def _commit_unique_name(session: Session) -> None:

@@ -66,3 +66,30 @@ def get_run(session: Session, pipeline_id: uuid.UUID, run_id: uuid.UUID) -> Pipe
     if run is None or run.pipeline_id != pipeline_id:
         raise RunNotFound()
     return run
+
+
+def run_detail(session: Session, pipeline_id: uuid.UUID, run_id: uuid.UUID) -> dict:
+    """The whole record of one run: configuration snapshot, batches, timings, reconciliation."""
+    run = get_run(session, pipeline_id, run_id)
+    details = run.details or {}
+    batch_size = details.get("batch_size") or (run.config_snapshot or {}).get("batch_size")
+    finished = run.finished_at
+    return {
+        "id": run.id,
+        "pipeline_id": run.pipeline_id,
+        "status": run.status,
+        "trigger": run.trigger,
+        "started_at": run.started_at,
+        "claimed_at": run.claimed_at,
+        "finished_at": finished,
+        "duration_s": (finished - run.started_at).total_seconds() if finished else None,
+        "rows_read": run.rows_read,
+        "rows_written": run.rows_written,
+        "error_message": run.error_message,
+        "worker_id": run.worker_id,
+        "heartbeat_at": run.heartbeat_at,
+        "config_snapshot": run.config_snapshot,
+        "batches": {"size": batch_size, "count": -(-run.rows_read // batch_size)} if batch_size else None,
+        "timings": details.get("timings"),
+        "reconciliation": details.get("reconciliation"),
+    }

@@ -15,7 +15,9 @@ import psycopg2
 from psycopg2 import errors as pg_errors
 from psycopg2 import sql
 
+from .. import failpoints
 from .copy_pipe import SourceFailed, copy_pipe
+from .source import describe, open_read_only, source_error
 from .target import (
     LoadError,
     check_columns,
@@ -75,13 +77,8 @@ class FullLoad:
     def _run(self, source, target, hooks: LoadHooks) -> LoadResult:
         timings: dict[str, float] = {}
         started = time.monotonic()
-        source.autocommit = True
-        source_cursor = source.cursor()
-        source_cursor.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        source_cursor.execute(
-            "SELECT set_config('statement_timeout', %s, true)", (f"{int(self.statement_timeout_s * 1000)}ms",)
-        )
-        source_columns = self._describe_source(source_cursor)
+        source_cursor = open_read_only(source, self.statement_timeout_s)
+        source_columns = [column.name for column in describe(source_cursor, self.query)]
 
         cursor = target.cursor()
         cursor.execute("SELECT set_config('lock_timeout', %s, true)", (f"{int(self.lock_timeout_s * 1000)}ms",))
@@ -108,25 +105,18 @@ class FullLoad:
                 cancel_source=source.cancel,
             )
         except SourceFailed as failure:
-            raise _source_error(failure.error) from None
+            raise source_error(failure.error) from None
         timings["copy_s"] = time.monotonic() - copy_started
         hooks.on_batch(rows, rows)
 
         index_started = time.monotonic()
         restore_indexes(cursor, self.target_table, indexes)
         timings["index_s"] = time.monotonic() - index_started
+        failpoints.hit("full.before_commit")
         source_cursor.execute("COMMIT")
         timings["total_s"] = time.monotonic() - started
         hooks.commit(target.commit, timings)
         return LoadResult(rows, rows, timings)
-
-    def _describe_source(self, cursor) -> list[str]:
-        """Column names of the query; also takes the snapshot, so the transaction stays read-only."""
-        try:
-            cursor.execute(f"SELECT * FROM (\n{self.query}\n) AS etl_source LIMIT 0")
-        except psycopg2.Error as error:
-            raise _source_error(error) from None
-        return [column.name for column in cursor.description]
 
     @staticmethod
     def _empty_target(cursor, table: sql.Composable) -> None:
@@ -137,17 +127,3 @@ class FullLoad:
             # Referenced by a foreign key elsewhere: DELETE keeps that key checked.
             cursor.execute("ROLLBACK TO SAVEPOINT etl_truncate")
             cursor.execute(sql.SQL("DELETE FROM {}").format(table))
-
-
-def _source_error(error: BaseException) -> LoadError:
-    if isinstance(error, pg_errors.QueryCanceled):
-        return LoadError(f"source query cancelled: {_first_line(error)} (ETL_STATEMENT_TIMEOUT_S)")
-    if isinstance(error, pg_errors.ReadOnlySqlTransaction):
-        return LoadError(f"source query tried to write, which is not allowed: {_first_line(error)}")
-    if isinstance(error, psycopg2.Error):
-        return LoadError(f"source query failed: {_first_line(error)}")
-    return LoadError(f"source query failed: {error}")
-
-
-def _first_line(error: BaseException) -> str:
-    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__

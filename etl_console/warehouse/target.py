@@ -136,3 +136,18 @@ def restore_indexes(cursor, qualified_name: str, indexes: list[IndexDefinition])
 def _regclass_literal(qualified_name: str) -> str:
     schema, _, table = qualified_name.partition(".")
     return ".".join('"' + part.replace('"', '""') + '"' for part in (schema, table))
+
+
+def primary_key_columns(cursor, qualified_name: str) -> list[str]:
+    cursor.execute(
+        """
+        SELECT a.attname
+        FROM pg_constraint c
+        JOIN LATERAL unnest(c.conkey) WITH ORDINALITY AS k(attnum, position) ON true
+        JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.attnum
+        WHERE c.conrelid = %s::regclass AND c.contype = 'p'
+        ORDER BY k.position
+        """,
+        (_regclass_literal(qualified_name),),
+    )
+    return [row[0] for row in cursor.fetchall()]

@@ -1,0 +1,74 @@
+"""Cron schedules: validation, next fire time, and firing due ticks exactly once across runners.
+
+Schedules are evaluated in UTC. A tick is claimed with a conditional UPDATE of the pipeline's
+schedule_last_tick, so when several runners look at the same moment only one fires it; after
+downtime only the latest missed tick fires, once.
+"""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from croniter import croniter
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.orm import Session
+
+from ..db.models import Pipeline, PipelineStatus
+from .errors import InvalidSchedule
+from .pipelines import get_pipeline
+from .runs import request_run
+
+
+def validate(expression: str) -> str:
+    expression = " ".join(expression.split())
+    if not expression or not croniter.is_valid(expression):
+        raise InvalidSchedule(f"schedule '{expression}' is not a valid cron expression (e.g. '*/15 * * * *')")
+    return expression
+
+
+def next_run_at(pipeline: Pipeline, now: datetime) -> datetime | None:
+    if not pipeline.schedule:
+        return None
+    return croniter(pipeline.schedule, now).get_next(datetime)
+
+
+def set_schedule(session: Session, pipeline_id: uuid.UUID, expression: str | None) -> Pipeline:
+    pipeline = get_pipeline(session, pipeline_id, for_update=True)
+    pipeline.schedule = validate(expression) if expression is not None else None
+    # Ticks before now are not owed: the first fire is the next tick from here.
+    pipeline.schedule_last_tick = session.scalar(select(func.now())) if pipeline.schedule else None
+    session.commit()
+    return pipeline
+
+
+def fire_due(session: Session) -> list[uuid.UUID]:
+    """Queue a run for every enabled, unpaused pipeline whose latest tick is not yet fired."""
+    now = session.scalar(select(func.now()))
+    candidates = session.execute(
+        select(Pipeline.id, Pipeline.schedule, Pipeline.schedule_last_tick).where(
+            Pipeline.schedule.is_not(None), Pipeline.enabled.is_(True), Pipeline.status != PipelineStatus.PAUSED
+        )
+    ).all()
+    session.rollback()
+    fired = []
+    for pipeline_id, schedule, last_tick in candidates:
+        tick = croniter(schedule, now).get_prev(datetime)
+        if last_tick is not None and tick <= last_tick:
+            continue
+        claimed = session.execute(
+            update(Pipeline)
+            .where(
+                Pipeline.id == pipeline_id,
+                Pipeline.schedule == schedule,
+                or_(Pipeline.schedule_last_tick.is_(None), Pipeline.schedule_last_tick < tick),
+            )
+            .values(schedule_last_tick=tick)
+            .returning(Pipeline.id)
+        ).first()
+        session.commit()
+        if claimed is None:
+            continue  # another runner fired this tick
+        _, queued = request_run(session, pipeline_id, trigger="schedule")
+        if queued:
+            fired.append(pipeline_id)
+    return fired

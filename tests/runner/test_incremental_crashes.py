@@ -1,0 +1,66 @@
+"""A real crash (the worker process dies) at each step of an incremental run, then a re-run: the
+target and the watermark end as one clean run leaves them; no duplicates, no gaps."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from etl_console.runner.runner import Runner
+from tests.conftest import wait_for
+from tests.runner.test_incremental import SOURCE, assert_target_equals_full_load, change_source, film_inc, watermark
+
+__all__ = ["film_inc"]  # the fixture, imported for use here
+
+CRASH_POINTS = ["incremental.after_copy", "incremental.after_upsert", "incremental.before_commit",
+                "run.after_target_commit"]
+
+
+@pytest.fixture
+def app_overrides():
+    return {"START_RUNNER": False, "run_lease_s": 1.0}
+
+
+@pytest.mark.parametrize("crash_point", CRASH_POINTS)
+def test_crash_at_each_step_then_rerun_equals_a_clean_run(crash_point, film_inc, app, client, create_pipeline,
+                                                         sql, database_url):
+    state = app.extensions["etl"]
+    pipeline = create_pipeline(mode="incremental", incremental_key="modified", source_query=SOURCE)
+    runner = Runner(state.database, state.config).start()
+
+    def run_in_process():
+        client.post(f"/api/v1/pipelines/{pipeline['id']}/run")
+        runner.wake()
+        return wait_for(lambda: (r := client.get(f"/api/v1/pipelines/{pipeline['id']}/runs").get_json()[0])
+                        ["status"] != "RUNNING" and r, message="the run")
+
+    try:
+        assert run_in_process()["status"] == "SUCCESS"
+        runner.stop()
+        change_source(sql)
+        old_watermark = watermark(sql, pipeline["id"])
+
+        env = dict(os.environ, ETL_DATABASE_URL=database_url, ETL_FAILPOINT=crash_point, ETL_POLL_S="0.1",
+                   ETL_HEARTBEAT_S="0.1", ETL_RUN_LEASE_S="1")
+        client.post(f"/api/v1/pipelines/{pipeline['id']}/run")
+        worker = subprocess.Popen([sys.executable, "-c", "from etl_console.cli import main; main()", "worker"],
+                                  env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        assert worker.wait(60) == 86  # died at the crash point
+        reaper = Runner(state.database, state.config)
+        wait_for(lambda: reaper.reap(), timeout=10, interval=0.2, message="the lost run to be reaped")
+        reaper.engine.dispose()
+        if crash_point != "run.after_target_commit":
+            assert watermark(sql, pipeline["id"]) == old_watermark  # nothing of the crashed run landed
+
+        runner = Runner(state.database, state.config).start()
+        rerun = run_in_process()
+    finally:
+        runner.stop()
+    assert rerun["status"] == "SUCCESS", rerun
+    assert_target_equals_full_load(sql)
+    assert watermark(sql, pipeline["id"]) == sql("SELECT max(modified)::text FROM content.film_inc")[0][0]
+    runs = client.get(f"/api/v1/pipelines/{pipeline['id']}/runs").get_json()
+    assert [r["status"] for r in runs] == ["SUCCESS", "FAILED", "SUCCESS"]
+    assert runs[1]["error_message"].startswith("Worker lost")
