@@ -18,7 +18,20 @@ from ..db.models import Pipeline
 from ..services import errors
 from ..services import pipelines as pipeline_service
 
-FIELDS = ("name", "description", "type", "mode", "enabled", "target_table", "batch_size", "source_query")
+FIELDS = (
+    "name",
+    "description",
+    "type",
+    "mode",
+    "enabled",
+    "target_table",
+    "batch_size",
+    "source_query",
+    "incremental_key",
+)
+# Fields a free-form domain message (InvalidPipeline) may name; the first one named gets the message.
+_NAMED_IN_MESSAGES = ("target_table", "batch_size", "source_query", "incremental_key")
+_OPTIONAL_TEXT = ("description", "incremental_key")  # an empty box means null
 FORM_ERROR = "__form__"  # errors that belong to no single field
 
 # Which field a domain error is about; anything else is shown above the form.
@@ -59,13 +72,15 @@ class PipelineForm:
                 "target_table": "",
                 "batch_size": "1000",
                 "source_query": "",
+                "incremental_key": "",
             }
         )
 
     @classmethod
     def of(cls, pipeline: Pipeline) -> "PipelineForm":
-        values = {name: getattr(pipeline, name) for name in FIELDS}
-        values["description"] = values["description"] or ""
+        values = {name: getattr(pipeline, name, None) for name in FIELDS}
+        for name in _OPTIONAL_TEXT:
+            values[name] = values[name] or ""
         values["batch_size"] = str(values["batch_size"])
         return cls(values)
 
@@ -83,16 +98,18 @@ class PipelineForm:
                 values[name] = form.get(name) is not None
             elif name in form:
                 value = form[name].replace("\r\n", "\n")  # browsers send textarea breaks as CRLF
-                values[name] = value.strip() if name in ("name", "target_table", "batch_size") else value
+                stripped = name in ("name", "target_table", "batch_size", "incremental_key")
+                values[name] = value.strip() if stripped else value
         form_state = cls({**blank, **values})
         form_state.present = set(values)
         return form_state
 
     def payload(self) -> dict[str, Any]:
-        """The form as the JSON body the API would get: an empty description is null."""
+        """The form as the JSON body the API would get: an empty optional box is null."""
         data = {name: self.values[name] for name in FIELDS if name in self.present}
-        if "description" in data:
-            data["description"] = data["description"] or None
+        for name in _OPTIONAL_TEXT:
+            if name in data:
+                data[name] = data[name] or None
         return data
 
 
@@ -149,4 +166,6 @@ def _field_of(error: errors.DomainError) -> str:
     for cls in type(error).__mro__:
         if cls in _ERROR_FIELD:
             return _ERROR_FIELD[cls]
-    return FORM_ERROR
+    message = str(error)
+    named = [(message.find(name), name) for name in _NAMED_IN_MESSAGES if name in message]
+    return min(named)[1] if named else FORM_ERROR

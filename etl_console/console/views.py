@@ -72,7 +72,13 @@ def pipelines():
     status = status if status in overview.STATUSES else ""
     query = flask.request.args.get("q", "").strip()
     summaries = overview.list_summaries(db_session(), status=status or None, name=query or None)
-    context = {"pipelines": summaries, "status": status, "q": query, "statuses": overview.STATUSES}
+    context = {
+        "pipelines": summaries,
+        "status": status,
+        "q": query,
+        "statuses": overview.STATUSES,
+        "list_url": flask.request.full_path.rstrip("?"),  # where a no-JS Run/Pause comes back to
+    }
     if _htmx_target() == "pipeline-table":
         return flask.render_template("console/_pipeline_table.html", **context)
     return flask.render_template("console/pipelines.html", **context)
@@ -220,4 +226,6 @@ def _after_action(pid: uuid.UUID):
         response = flask.make_response(_live_head(summary, flask.request.form.get("rows") == "1"))
         response.headers["HX-Trigger"] = "runs-changed"
         return response
-    return flask.render_template("console/_pipeline_row.html", p=summary)
+    return flask.render_template(
+        "console/_pipeline_row.html", p=summary, list_url=_safe_next(flask.url_for(".pipelines"))
+    )

@@ -65,7 +65,7 @@ def test_create_through_the_form_then_run_and_watch_it(page, artifacts):
     expect(rows_read).not_to_have_text(rows_read.inner_text(), timeout=5000)
     assert number(rows_read.inner_text()) > first_seen
     expect(head.locator(".rate")).to_have_text(re.compile(r"rows/s$"))
-    expect(head.locator(".elapsed")).to_have_text(re.compile(r"\d s$"))
+    expect(head.locator(".elapsed")).to_have_text(re.compile(r"\d\ss$"))
     row_rows = page.locator("#history tbody tr").first.locator("td").nth(3)
     expect(row_rows).not_to_have_text(re.compile(r"^0"))
     page.screenshot(path=os.path.join(artifacts, "console-pipeline-running.png"), full_page=True)
@@ -94,7 +94,7 @@ def test_run_and_pause_from_the_list(page, create_pipeline, artifacts, client):
     expect(page.get_by_role("button", name="Run slow_one")).to_be_disabled()
     # The list's poller refreshes the running row with rows so far, rate and elapsed time.
     progress = slow_row.locator(".progress")
-    expect(progress).to_have_text(re.compile(r"^[1-9][\d,]* rows · .+ rows/s · .+ elapsed$"))
+    expect(progress).to_have_text(re.compile(r"^[1-9][\d,]* rows · .+\srows/s · .+ elapsed$"))
     page.screenshot(path=os.path.join(artifacts, "console-list-running.png"), full_page=True)
 
     page.get_by_role("button", name="Pause slow_one").click()

@@ -10,8 +10,11 @@ FILM_QUERY = "SELECT id AS film_id, title, rating FROM content.film_work"
 
 
 def field_errors(response) -> dict[str, str]:
+    """Inline messages by field; a message about no single field is under "__form__"."""
     page = response.get_data(as_text=True)
-    return {name: html.unescape(message) for name, message in re.findall(r'<p class="field-error" id="(\w+)-error">([^<]*)</p>', page)}
+    found = {name: html.unescape(message) for name, message in re.findall(r'<p class="field-error" id="(\w+)-error">([^<]*)</p>', page)}
+    found.update({"__form__": html.unescape(m) for m in re.findall(r'<p class="form-error">([^<]*)</p>', page)})
+    return found
 
 
 def api_message(client, body: dict) -> str:
@@ -75,7 +78,7 @@ def test_create_with_the_box_unticked_makes_a_paused_pipeline(client, token):
         ("source_query", "DELETE FROM analytics.film_dim"),
         ("source_query", "SELECT 1; SELECT 2"),
         ("source_query", "SELEC oops"),
-        ("mode", "incremental"),
+        ("mode", "sometimes"),
     ],
 )
 def test_inline_errors_carry_the_apis_messages(client, token, field, value):
@@ -145,3 +148,19 @@ def test_edit_is_refused_while_running_with_the_contracts_message(client, token,
     api = client.patch(f"/api/v1/pipelines/{pipeline['id']}", json={"batch_size": 5})
     assert api.status_code == 409 and api.get_json()["detail"] == "Cannot update pipeline while it is RUNNING"
     assert client.get(f"/api/v1/pipelines/{pipeline['id']}").get_json()["batch_size"] == 1000
+
+
+def test_incremental_mode_without_a_key_is_refused_as_the_api_refuses_it(client, token):
+    from etl_console.api.schemas import PIPELINE_MODES
+
+    if "incremental" not in PIPELINE_MODES:
+        pytest.skip("this build has no incremental mode")
+    expected = api_message(
+        client, {"name": "inc", "target_table": "analytics.film_dim", "source_query": FILM_QUERY, "mode": "incremental"}
+    )
+    response = client.post("/pipelines/new", data=form_body(token, mode="incremental", incremental_key=""))
+    assert response.status_code == 400
+    assert expected in field_errors(response).values()
+    response = client.post("/pipelines/new", data=form_body(token, mode="incremental", incremental_key="modified",
+                                                           source_query="SELECT id AS film_id, title, rating, modified FROM content.film_work"))
+    assert response.status_code == 303

@@ -1,0 +1,45 @@
+"""With console users configured (etl_console.auth), a viewer reads the console but gets no buttons."""
+from __future__ import annotations
+
+import re
+
+import pytest
+from werkzeug.security import generate_password_hash
+
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture
+def app_overrides():
+    digest = generate_password_hash(PASSWORD)
+    return {"console_users": f"olga={digest},victor:viewer={digest}", "api_tokens": "x" * 20 + ":operator"}
+
+
+def login(client, name: str) -> None:
+    page = client.get("/auth/login").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    response = client.post("/auth/login", data={"csrf_token": token, "username": name, "password": PASSWORD, "next": "/"})
+    assert response.status_code == 302, response.get_data(as_text=True)
+
+
+def test_viewer_reads_without_buttons_and_operator_gets_them(client, app):
+    headers = {"Authorization": "Bearer " + "x" * 20}
+    created = client.post(
+        "/api/v1/pipelines/",
+        json={"name": "guarded", "target_table": "analytics.film_dim", "source_query": "SELECT 1"},
+        headers=headers,
+    )
+    assert created.status_code == 201
+    pipeline_id = created.get_json()["id"]
+
+    login(client, "victor")
+    listing = client.get("/").get_data(as_text=True)
+    assert ">guarded</a>" in listing and "victor (viewer)" in listing and "Sign out" in listing
+    assert "Run guarded" not in listing and "New pipeline</a>" not in listing
+    page = client.get(f"/pipelines/{pipeline_id}").get_data(as_text=True)
+    assert "Run guarded" not in page and ">Edit<" not in page
+
+    client.post("/auth/logout", data={"csrf_token": re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)})
+    login(client, "olga")
+    page = client.get(f"/pipelines/{pipeline_id}").get_data(as_text=True)
+    assert "Run guarded" in page and ">Edit<" in page and "olga" in page
