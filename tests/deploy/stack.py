@@ -181,7 +181,7 @@ def start_stack(workdir: Path, database_url: str, *, workers: int = 4, max_reque
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "prometheus").mkdir(exist_ok=True)
     stack = Stack(workdir, database_url, free_port(), free_port(), None)
-    env = clean_environ(
+    settings = dict(
         ETL_DATABASE_URL=database_url,
         ETL_BIND=f"127.0.0.1:{stack.gunicorn_port}",
         ETL_WORKERS=str(workers),
@@ -198,8 +198,8 @@ def start_stack(workdir: Path, database_url: str, *, workers: int = 4, max_reque
         ETL_POLL_S="0.2",
         ETL_STATEMENT_TIMEOUT_S="60",
         PROMETHEUS_MULTIPROC_DIR=str(workdir / "prometheus"),
-        **(extra_env or {}),
     )
+    env = clean_environ(**{**settings, **(extra_env or {})})
     stack.env = env
     try:
         stack.procs["gunicorn"] = start(
