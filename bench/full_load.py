@@ -1,6 +1,6 @@
 """Full-load benchmark: the real runner against PostgreSQL's own best, side by side in one process run.
 
-    python bench/full_load.py [--films 1000000] [--ratings 3000000] [--repeat 3] [--url URL]
+    python -P bench/full_load.py [--films 1000000] [--ratings 3000000] [--repeat 3] [--url URL]
 
 Baseline (DESIGN.md §6): in one transaction drop the target's primary key, TRUNCATE, COPY-pipe the
 source query into the target, re-add the key. Runner: a pipeline run through the real code path
@@ -104,7 +104,7 @@ def runner_child(database_url: str, pipeline_name: str) -> None:
 
 def run_runner(database_url: str, pipeline_name: str) -> dict:
     output = subprocess.run(
-        [sys.executable, __file__, "--child", database_url, pipeline_name],
+        [sys.executable, "-P", __file__, "--child", database_url, pipeline_name],  # -P: no bench/ on sys.path
         check=True,
         capture_output=True,
         text=True,
