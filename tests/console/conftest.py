@@ -78,7 +78,9 @@ def seed_runs(sql, pipeline_id: str, count: int, *, running_newest: bool = False
 def live_server(app):
     """The test app behind a real threaded HTTP server on loopback; yields its base URL."""
     server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="console-live-server", daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="console-live-server", daemon=True
+    )
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()

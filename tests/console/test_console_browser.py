@@ -80,7 +80,7 @@ def test_create_through_the_form_then_run_and_watch_it(page, artifacts):
     # Polling stopped with the run.
     polls = []
     page.on("request", lambda request: polls.append(request.url) if "/live" in request.url else None)
-    page.wait_for_timeout(2500)  # (Playwright delivers events while it waits, not in time.sleep)
+    page.wait_for_timeout(1800)  # > one poll period (Playwright delivers events while it waits)
     assert polls == []
 
 
@@ -160,6 +160,9 @@ def test_screenshots_of_a_busy_console(page, create_pipeline, client, sql, artif
     page.goto(f"/pipelines/{made['film_dim_full']['id']}")
     expect(page.locator("#run-chart rect")).to_have_count(60)
     page.screenshot(path=os.path.join(artifacts, "console-pipeline.png"), full_page=True)
+    page.emulate_media(color_scheme="dark")
+    page.screenshot(path=os.path.join(artifacts, "console-pipeline-dark.png"), full_page=False)
+    page.emulate_media(color_scheme="light")
     page.set_viewport_size({"width": 390, "height": 844})
     page.screenshot(path=os.path.join(artifacts, "console-pipeline-mobile.png"), full_page=False)
     page.goto("/")
