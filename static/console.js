@@ -13,6 +13,15 @@
     hideTimer = setTimeout(function () { box.hidden = true; }, 8000);
   }
 
+  // The list's poller asks for fresh rows of running pipelines only; with none running it stays
+  // quiet. (A listener rather than an hx-trigger filter: filters need eval, which a CSP may forbid.)
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var elt = event.detail.elt;
+    if (elt && elt.id === "live-poller" && !document.querySelector("#pipeline-table .live-id")) {
+      event.preventDefault();
+    }
+  });
+
   // A failed htmx request swaps nothing; say why instead of failing silently.
   document.addEventListener("htmx:responseError", function (event) {
     var xhr = event.detail.xhr;

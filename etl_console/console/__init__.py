@@ -1,6 +1,9 @@
 """The operator console: server-rendered pages with htmx."""
 from __future__ import annotations
 
+import functools
+import os
+
 
 def init_console(app) -> None:
     from .format import FILTERS
@@ -10,6 +13,7 @@ def init_console(app) -> None:
     app.jinja_env.filters.update(FILTERS)
     app.jinja_env.globals["can_operate"] = can_operate
     app.jinja_env.globals["pipeline_href"] = pipeline_href
+    app.jinja_env.globals["asset_url"] = asset_url
 
 
 def can_operate() -> bool:
@@ -34,3 +38,21 @@ def pipeline_href(pipeline_id, action: str = "") -> str:
     if template is None:
         template = cache[action] = flask.url_for(_ENDPOINTS[action], pipeline_id=_ID)
     return template.replace(_ID, str(pipeline_id))
+
+
+@functools.lru_cache(maxsize=64)
+def _asset_version(folder: str, filename: str) -> str:
+    try:
+        stat = os.stat(os.path.join(folder, filename))
+    except OSError:
+        return "0"
+    return f"{int(stat.st_mtime):x}{stat.st_size:x}"
+
+
+def asset_url(filename: str) -> str:
+    """A static file's URL with its version in the query: nginx may cache /static/ (deploy/nginx.conf
+    says an hour), and a new release must not run with last release's CSS or JavaScript."""
+    import flask
+
+    version = _asset_version(flask.current_app.static_folder or "", filename)
+    return flask.url_for("static", filename=filename, v=version)

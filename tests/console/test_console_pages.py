@@ -33,6 +33,11 @@ def test_empty_list_invites_to_create(client):
     assert response.mimetype == "text/html"
     assert "No pipelines yet" in text(response)
     assert 'href="/pipelines/new"' in text(response)
+    # Assets are local (no CDN) and carry their version, so a release is never served stale CSS/JS.
+    for asset in ("console.css", "vendor/htmx/htmx.min.js", "console.js"):
+        url = re.search(rf'"(/static/{re.escape(asset)}\?v=[0-9a-f]+)"', text(response)).group(1)
+        assert client.get(url).status_code == 200
+    assert "https://" not in text(response) and "http://" not in text(response)
 
 
 def test_list_shows_each_pipeline_with_its_last_run(client, create_pipeline, run_to_end):
