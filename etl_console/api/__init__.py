@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import flask_smorest
 
-from .errors import FastAPIStyleParser
+from .path_params import PathAwareParser
 
 
 class Blueprint(flask_smorest.Blueprint):
-    ARGUMENTS_PARSER = FastAPIStyleParser()
+    ARGUMENTS_PARSER = PathAwareParser()
 
 
 class Api(flask_smorest.Api):

@@ -8,9 +8,8 @@ from ..services import runs as run_service
 from ..services import schedules as schedule_service
 from ..services import state as state_service
 from ..services.pipelines import get_pipeline
-from . import Blueprint
+from . import Blueprint, path_params
 from .context import db_session, state
-from .errors import path_uuid
 from .schemas import (
     DetailErrorSchema,
     ReconciliationSchema,
@@ -29,11 +28,7 @@ blp = Blueprint(
 )
 
 
-@blp.url_value_preprocessor
-def _parse_ids(endpoint, values):
-    for name in ("pipeline_id", "run_id"):
-        if values and name in values:
-            values[name] = path_uuid(values[name], name)
+path_params.register(blp)
 
 
 NOT_FOUND = {"description": "Pipeline (or run) not found", "schema": DetailErrorSchema}

@@ -6,9 +6,9 @@ from flask.views import MethodView
 
 from ..services import pipelines as pipeline_service
 from ..services import runs as run_service
-from . import Blueprint
+from . import Blueprint, path_params
 from .context import allowed_targets, db_session, wake_runner
-from .errors import decode_cursor, encode_cursor, path_uuid
+from .errors import decode_cursor, encode_cursor
 from .schemas import (
     DetailErrorSchema,
     PipelineCreateSchema,
@@ -27,10 +27,7 @@ blp = Blueprint(
 )
 
 
-@blp.url_value_preprocessor
-def _parse_pipeline_id(endpoint, values):
-    if values and "pipeline_id" in values:
-        values["pipeline_id"] = path_uuid(values["pipeline_id"])
+path_params.register(blp)
 
 
 NOT_FOUND = {"description": "Pipeline not found", "schema": DetailErrorSchema}

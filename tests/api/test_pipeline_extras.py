@@ -5,6 +5,7 @@ import re
 
 import pytest
 
+from tests.conftest import wait_for
 from tests.runner.helpers import film_rows_query
 
 
@@ -44,7 +45,10 @@ def test_state_is_refused_while_running(app, client, create_pipeline):
 def test_reconcile_finds_deleted_and_extra_rows(client, create_pipeline, run_to_end, sql):
     pipeline = create_pipeline(source_query=film_rows_query(500))
     run = run_to_end(pipeline["id"])
-    detail = client.get(f"/api/v1/pipelines/{pipeline['id']}/runs/{run['id']}").get_json()
+    # Recorded just after the run's SUCCESS, by the same runner thread.
+    detail = wait_for(lambda: client.get(f"/api/v1/pipelines/{pipeline['id']}/runs/{run['id']}").get_json()
+                      if client.get(f"/api/v1/pipelines/{pipeline['id']}/runs/{run['id']}").get_json()["reconciliation"]
+                      else None, message="the run's reconciliation")
     assert detail["reconciliation"]["match"] is True
     url = f"/api/v1/pipelines/{pipeline['id']}/reconcile"
     assert client.post(url).get_json() == {
