@@ -196,3 +196,21 @@ def test_everything_reads_without_javascript(browser, live_server, create_pipeli
         expect(page.locator("#pipeline-live .badge").first).to_have_text("Paused")
     finally:
         context.close()
+
+
+def test_a_refused_htmx_request_says_why(page, create_pipeline):
+    """A failed htmx request swaps nothing; the page says what went wrong instead."""
+    pipeline = create_pipeline(name="guarded_by_csrf")
+    page.goto(f"/pipelines/{pipeline['id']}")
+    page.evaluate(
+        """() => {
+            document.body.setAttribute('hx-headers', JSON.stringify({'X-CSRFToken': 'forged'}));
+            document.querySelectorAll('input[name=csrf_token]').forEach(input => { input.value = 'forged'; });
+        }"""
+    )
+    page.get_by_role("button", name="Pause guarded_by_csrf").click()
+    toast = page.locator("#toast")
+    expect(toast).to_be_visible()
+    expect(toast).to_contain_text("CSRF token")
+    expect(toast).to_contain_text("Reload the page")
+    expect(page.locator("#pipeline-live .badge").first).to_have_text("Idle")
