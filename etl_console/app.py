@@ -9,8 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from flask import Flask
+from flask import Flask, Response
 from flask.json.provider import DefaultJSONProvider
+from werkzeug.routing import RequestRedirect
 from flask_wtf.csrf import CSRFProtect
 
 from .config import Config
@@ -62,6 +63,23 @@ class ContractJSONProvider(DefaultJSONProvider):
         return self._app.response_class(self.dumps(obj), mimetype="application/json")
 
 
+class _ApiSlashRedirect(RequestRedirect):
+    """FastAPI's slash redirect: 307 and an empty body (werkzeug's is 308 with an HTML page)."""
+
+    code = 307
+
+    def get_response(self, environ=None, scope=None):
+        return Response(status=307, headers={"Location": self.new_url})
+
+
+class EtlFlask(Flask):
+    def raise_routing_exception(self, request):
+        redirect = request.routing_exception
+        if isinstance(redirect, RequestRedirect) and request.path.startswith("/api/"):
+            raise _ApiSlashRedirect(redirect.new_url)
+        super().raise_routing_exception(request)
+
+
 @dataclass
 class EtlState:
     config: Config
@@ -73,7 +91,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     overrides = dict(overrides or {})
     start_runner = overrides.pop("START_RUNNER", None)
     config = Config.from_env(**overrides)
-    app = Flask("etl_console", template_folder=_asset_dir("templates"), static_folder=_asset_dir("static"))
+    app = EtlFlask("etl_console", template_folder=_asset_dir("templates"), static_folder=_asset_dir("static"))
     app.json = ContractJSONProvider(app)
     app.config.update(
         SECRET_KEY=config.secret_key or _local_secret(config.data_dir),
@@ -86,6 +104,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
         OPENAPI_SWAGGER_UI_URL="/static/vendor/swagger-ui/",
         MAX_CONTENT_LENGTH=config.max_body_bytes,
         JSON_SORT_KEYS=False,
+        PROVIDE_AUTOMATIC_OPTIONS=False,  # FastAPI answers OPTIONS with 405 (no CORS configured)
     )
     app.config.update(config.extra)
     from .logs import init_logging

@@ -33,12 +33,14 @@ path_params.register(blp)
 
 NOT_FOUND = {"description": "Pipeline (or run) not found", "schema": DetailErrorSchema}
 BUSY = {"description": "The pipeline is RUNNING", "schema": DetailErrorSchema}
+VALIDATION = {"description": "FastAPI-style validation errors", "schema": DetailErrorSchema}
 
 
 @blp.route("/<pipeline_id>/state")
 class State(MethodView):
     @blp.response(200, StateOutSchema)
     @blp.alt_response(404, **NOT_FOUND)
+    @blp.alt_response(422, **VALIDATION)
     def get(self, pipeline_id):
         """The incremental watermark and its recent changes"""
         return state_service.get_state(db_session(), pipeline_id)
@@ -46,6 +48,7 @@ class State(MethodView):
     @blp.arguments(StateInSchema)
     @blp.response(200, StateOutSchema)
     @blp.alt_response(404, **NOT_FOUND)
+    @blp.alt_response(422, **VALIDATION)
     @blp.alt_response(409, **BUSY)
     def put(self, body, pipeline_id):
         """Set the watermark (the key's value as text); refused while RUNNING"""
@@ -53,6 +56,7 @@ class State(MethodView):
 
     @blp.response(200, StateOutSchema)
     @blp.alt_response(404, **NOT_FOUND)
+    @blp.alt_response(422, **VALIDATION)
     @blp.alt_response(409, **BUSY)
     def delete(self, pipeline_id):
         """Reset the watermark: the next incremental run reads everything"""
@@ -74,6 +78,7 @@ def _schedule_view(pipeline):
 class Schedule(MethodView):
     @blp.response(200, ScheduleOutSchema)
     @blp.alt_response(404, **NOT_FOUND)
+    @blp.alt_response(422, **VALIDATION)
     def get(self, pipeline_id):
         """The pipeline's cron schedule (UTC) and its next fire time"""
         return _schedule_view(get_pipeline(db_session(), pipeline_id))
@@ -82,12 +87,14 @@ class Schedule(MethodView):
     @blp.response(200, ScheduleOutSchema)
     @blp.alt_response(400, description="Not a valid cron expression", schema=DetailErrorSchema)
     @blp.alt_response(404, **NOT_FOUND)
+    @blp.alt_response(422, **VALIDATION)
     def put(self, body, pipeline_id):
         """Set (or with null remove) the cron schedule"""
         return _schedule_view(schedule_service.set_schedule(db_session(), pipeline_id, body["schedule"]))
 
     @blp.response(200, ScheduleOutSchema)
     @blp.alt_response(404, **NOT_FOUND)
+    @blp.alt_response(422, **VALIDATION)
     def delete(self, pipeline_id):
         """Remove the schedule"""
         return _schedule_view(schedule_service.set_schedule(db_session(), pipeline_id, None))
@@ -97,6 +104,7 @@ class Schedule(MethodView):
 @blp.response(200, ReconciliationSchema)
 @blp.alt_response(400, description="Cannot reconcile (no primary key, failing query)", schema=DetailErrorSchema)
 @blp.alt_response(404, **NOT_FOUND)
+@blp.alt_response(422, **VALIDATION)
 def reconcile(pipeline_id):
     """Compare the source query with the target over the target's primary key, read-only"""
     app_state = state()
@@ -108,6 +116,7 @@ def reconcile(pipeline_id):
 @blp.route("/<pipeline_id>/runs/<run_id>", methods=["GET"])
 @blp.response(200, RunDetailSchema)
 @blp.alt_response(404, **NOT_FOUND)
+@blp.alt_response(422, **VALIDATION)
 def run_detail(pipeline_id, run_id):
     """The full record of one run: configuration, batches, timings, reconciliation"""
     return run_service.run_detail(db_session(), pipeline_id, run_id)

@@ -6,6 +6,7 @@ import time
 from typing import TYPE_CHECKING, Callable
 
 import psycopg2
+import psycopg2.errors
 
 from .. import failpoints, metrics
 from ..services.errors import InvalidSourceQuery
@@ -164,7 +165,7 @@ class RunExecution:
                     self.runner.worker_id,
                     succeeded=False,
                     rows_read=self.active.rows_read,
-                    rows_written=self.active.rows_written,
+                    rows_written=0,  # the target transaction rolled back: nothing was written
                     error_message=message,
                     details={"timings": self.timings},
                     pipeline_status=pipeline_status,
@@ -180,6 +181,9 @@ class RunExecution:
 def describe_pg_error(error: psycopg2.Error) -> str:
     """PostgreSQL's message plus its detail and context lines, which name the row and column."""
     diag = error.diag
+    if isinstance(error, psycopg2.errors.UniqueViolation) and diag.message_detail:
+        # Raised while rebuilding the key after the COPY: the source repeats a key value.
+        return f"the source query returns duplicate keys for the target ({diag.message_primary}): {diag.message_detail}"
     parts = [diag.message_primary or str(error).strip().splitlines()[0]]
     if diag.message_detail:
         parts.append(f"DETAIL: {diag.message_detail}")
