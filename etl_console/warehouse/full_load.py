@@ -55,14 +55,16 @@ class LoadResult:
 
 
 @dataclass(frozen=True)
-class FullLoad:
+class Load:
+    """What every load shares: a read-only source connection and a target transaction."""
+
     source_dsn: str
     target_dsn: str
     query: str
     target_table: str
     batch_size: int
     statement_timeout_s: float
-    lock_timeout_s: float = 60.0
+    lock_timeout_s: float = field(default=60.0, kw_only=True)
 
     def run(self, hooks: LoadHooks) -> LoadResult:
         source = psycopg2.connect(self.source_dsn, application_name="etl-console source")
@@ -75,13 +77,23 @@ class FullLoad:
             source.close()
 
     def _run(self, source, target, hooks: LoadHooks) -> LoadResult:
+        raise NotImplementedError
+
+    def _target_cursor(self, target):
+        cursor = target.cursor()
+        cursor.execute("SELECT set_config('lock_timeout', %s, true)", (f"{int(self.lock_timeout_s * 1000)}ms",))
+        return cursor
+
+
+@dataclass(frozen=True)
+class FullLoad(Load):
+    def _run(self, source, target, hooks: LoadHooks) -> LoadResult:
         timings: dict[str, float] = {}
         started = time.monotonic()
         source_cursor = open_read_only(source, self.statement_timeout_s)
         source_columns = [column.name for column in describe(source_cursor, self.query)]
 
-        cursor = target.cursor()
-        cursor.execute("SELECT set_config('lock_timeout', %s, true)", (f"{int(self.lock_timeout_s * 1000)}ms",))
+        cursor = self._target_cursor(target)
         check_columns(self.target_table, source_columns, target_columns(cursor, self.target_table))
         table = table_identifier(self.target_table)
         cursor.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(table))

@@ -11,38 +11,20 @@ import time
 import uuid
 from dataclasses import dataclass
 
-import psycopg2
 from psycopg2 import sql
 
 from .. import failpoints
 from .copy_pipe import SourceFailed, copy_pipe
-from .full_load import LoadHooks, LoadResult
+from .full_load import Load, LoadHooks, LoadResult
 from .source import describe, open_read_only, source_error
 from .target import LoadError, check_columns, primary_key_columns, table_identifier, target_columns
 
 
 @dataclass(frozen=True)
-class IncrementalLoad:
-    source_dsn: str
-    target_dsn: str
-    query: str
-    target_table: str
-    batch_size: int
-    statement_timeout_s: float
+class IncrementalLoad(Load):
     incremental_key: str
     pipeline_id: uuid.UUID
     run_id: uuid.UUID
-    lock_timeout_s: float = 60.0
-
-    def run(self, hooks: LoadHooks) -> LoadResult:
-        source = psycopg2.connect(self.source_dsn, application_name="etl-console source")
-        target = psycopg2.connect(self.target_dsn, application_name="etl-console load")
-        hooks.bind_interrupt(source.cancel)
-        try:
-            return self._run(source, target, hooks)
-        finally:
-            target.close()
-            source.close()
 
     def _run(self, source, target, hooks: LoadHooks) -> LoadResult:
         started = time.monotonic()
@@ -57,8 +39,7 @@ class IncrementalLoad:
                 f"(columns: {', '.join(names)})"
             )
 
-        cursor = target.cursor()
-        cursor.execute("SELECT set_config('lock_timeout', %s, true)", (f"{int(self.lock_timeout_s * 1000)}ms",))
+        cursor = self._target_cursor(target)
         target_cols = target_columns(cursor, self.target_table)
         # The key may be a source-only column (e.g. `modified`): it filters and sets the watermark.
         key_in_target = any(column.name == key.name for column in target_cols)
