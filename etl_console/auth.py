@@ -178,7 +178,14 @@ def init_auth(app, config) -> AuthSettings:
     _register_login(app, settings)
     _document_security(app, settings)
 
-    @app.before_request
+    @app.url_value_preprocessor
+    def _authorize_first(_endpoint=None, _values=None):
+        """Before the blueprints parse path values (a malformed id would otherwise answer 422 to an
+        anonymous client) and before every before_request (CSRF among them)."""
+        refusal = _authorize()
+        if refusal is not None:
+            flask.abort(refusal)
+
     def _authorize():
         if not settings.enabled:
             return None

@@ -104,8 +104,10 @@ def init_logging(app, config) -> None:
 
     configure_logging(config.log_level, config.log_format)
 
-    @app.before_request
-    def _bind_request_id():
+    # An app-level URL value preprocessor runs before everything else on a request (before the
+    # blueprints' own preprocessors and every before_request), so even early refusals carry the id.
+    @app.url_value_preprocessor
+    def _bind_request_id(_endpoint=None, _values=None):
         request_id = clean_request_id(flask.request.headers.get("X-Request-ID"))
         flask.g.request_id = request_id
         flask.g.request_id_token = request_id_var.set(request_id)

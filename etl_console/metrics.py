@@ -145,8 +145,8 @@ def init_metrics(app, config) -> None:
     """Time every request and serve /metrics (auth, when configured, is applied by etl_console.auth)."""
     import flask
 
-    @app.before_request
-    def _start_timer():
+    @app.url_value_preprocessor  # first thing on a request (see logs.init_logging)
+    def _start_timer(_endpoint=None, _values=None):
         flask.g.metrics_started = time.perf_counter()
 
     @app.after_request

@@ -14,6 +14,10 @@ class Api(flask_smorest.Api):
     """flask-smorest without its app-wide JSON error handler: ours answers the API in FastAPI's
     shape and the console in HTML (see etl_console.web_errors)."""
 
+    # The documented `default` error answer is ours, {"detail": ...}, not flask-smorest's
+    # {code, status, message}: schemathesis holds every undocumented status to it.
+    from .schemas import DetailErrorSchema as ERROR_SCHEMA
+
     def _register_error_handlers(self):
         pass
 

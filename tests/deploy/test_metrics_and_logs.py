@@ -28,8 +28,9 @@ def test_run_metrics_follow_outcomes(client, create_pipeline, run_to_end):
     bad = run_to_end(create_pipeline(source_query="SELECT 1/0 AS film_id, 'x' AS title, 1.0 AS rating")["id"])
     assert (good["status"], bad["status"]) == ("SUCCESS", "FAILED")
 
-    assert sample("etl_runs_finished_total", status="SUCCESS") == before["SUCCESS"] + 1
-    assert sample("etl_runs_finished_total", status="FAILED") == before["FAILED"] + 1
+    # The runner counts just after it commits the outcome, so the API may show it a moment earlier.
+    wait_for(lambda: sample("etl_runs_finished_total", status="SUCCESS") == before["SUCCESS"] + 1, timeout=10)
+    wait_for(lambda: sample("etl_runs_finished_total", status="FAILED") == before["FAILED"] + 1, timeout=10)
     assert sample("etl_run_duration_seconds_count", status="SUCCESS") == durations + 1
     assert sample("etl_run_rows_written_sum", status="SUCCESS") == rows + good["rows_written"]
 

@@ -76,6 +76,20 @@ def test_viewer_reads_and_operator_writes(client):
     # Auth comes before routing errors: an anonymous 404 does not reveal what exists.
     assert client.get(f"/api/v1/pipelines/{uuid.uuid4()}").status_code == 401
     assert client.get("/api/v1/nothing-here").status_code == 401
+    # ... and before path values are parsed: a malformed id is no way around it.
+    assert client.post("/api/v1/pipelines/not-a-uuid/run").status_code == 401
+    assert client.post("/api/v1/pipelines/not-a-uuid/run", headers=bearer(VIEWER)).status_code == 403
+    assert client.post("/api/v1/pipelines/not-a-uuid/run", headers=bearer(OPERATOR)).status_code == 422
+
+
+def test_refusals_carry_a_request_id_and_are_timed(client):
+    from prometheus_client import REGISTRY
+
+    labels = {"method": "GET", "route": "/api/v1/pipelines/", "status": "401"}
+    before = REGISTRY.get_sample_value("etl_http_request_duration_seconds_count", labels) or 0
+    reply = client.get("/api/v1/pipelines/", headers={"X-Request-ID": "trace-401"})
+    assert reply.status_code == 401 and reply.headers["X-Request-ID"] == "trace-401"
+    assert REGISTRY.get_sample_value("etl_http_request_duration_seconds_count", labels) == before + 1
 
 
 def test_public_endpoints_stay_open(client):
