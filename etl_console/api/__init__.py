@@ -4,6 +4,7 @@ from __future__ import annotations
 import flask_smorest
 
 from .path_params import PathAwareParser
+from .schemas import DetailErrorSchema
 
 
 class Blueprint(flask_smorest.Blueprint):
@@ -12,7 +13,10 @@ class Blueprint(flask_smorest.Blueprint):
 
 class Api(flask_smorest.Api):
     """flask-smorest without its app-wide JSON error handler: ours answers the API in FastAPI's
-    shape and the console in HTML (see etl_console.web_errors)."""
+    shape and the console in HTML (see etl_console.web_errors). The documented default error is
+    therefore ours too: {"detail": ...}."""
+
+    ERROR_SCHEMA = DetailErrorSchema
 
     # The documented `default` error answer is ours, {"detail": ...}, not flask-smorest's
     # {code, status, message}: schemathesis holds every undocumented status to it.

@@ -5,7 +5,7 @@ import uuid
 from datetime import datetime
 from typing import Any, Iterable
 
-from sqlalchemy import func, select, text, tuple_
+from sqlalchemy import func, select, text, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -116,18 +116,19 @@ def update_pipeline(
 
 
 def pause_pipeline(session: Session, pipeline_id: uuid.UUID) -> Pipeline:
-    """PAUSED at once; a run in flight is asked to stop at its next batch boundary."""
+    """PAUSED at once; a run in flight is asked to stop at its next batch boundary.
+
+    Locks the run row before the pipeline row, the order the runner uses when it records an
+    outcome (run, then pipeline), so a pause racing a finishing run cannot deadlock."""
+    session.execute(
+        update(PipelineRun)
+        .where(PipelineRun.pipeline_id == pipeline_id, PipelineRun.status == RunStatus.RUNNING)
+        .values(cancel_requested="pause")
+    )
     pipeline = get_pipeline(session, pipeline_id, for_update=True)
     if pipeline.status == PipelineStatus.PAUSED:
-        session.rollback()
+        session.commit()  # an already paused pipeline may still have a run stopping: keep its request
         return pipeline
-    active = session.scalars(
-        select(PipelineRun).where(
-            PipelineRun.pipeline_id == pipeline.id, PipelineRun.status == RunStatus.RUNNING
-        )
-    ).one_or_none()
-    if active is not None:
-        active.cancel_requested = "pause"
     pipeline.status = PipelineStatus.PAUSED
     session.commit()
     return pipeline
