@@ -6,6 +6,7 @@ wait is bounded in time.
 """
 from __future__ import annotations
 
+import contextlib
 import getpass
 import os
 import shutil
@@ -17,6 +18,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +27,34 @@ OPERATOR_TOKEN = "op-token-0123456789abcdef-operator"
 VIEWER_TOKEN = "view-token-0123456789abcdef-viewer"
 CONSOLE_USER = "ops"
 CONSOLE_PASSWORD = "correct horse battery"
+
+
+@contextlib.contextmanager
+def scratch_database(server_url: str, films: int = 2000, ratings: int = 10000):
+    """A database of its own on the test server, with the demo world; dropped afterwards.
+
+    The stack's `etl-console worker` claims any queued run in its database, so it must not share one
+    with in-process tests that expect their own runner to execute (and count) their runs.
+    """
+    import psycopg2
+    from sqlalchemy.engine import make_url
+
+    from etl_console.db.engine import libpq_dsn
+    from etl_console.warehouse.demo import load_demo_data
+
+    name = f"etl_stack_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    admin = psycopg2.connect(libpq_dsn(server_url))
+    admin.autocommit = True
+    try:
+        with admin.cursor() as cur:
+            cur.execute(f'CREATE DATABASE "{name}"')
+        url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
+        load_demo_data(libpq_dsn(url), films, ratings)
+        yield url
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
 
 
 def nginx_binary() -> str | None:
@@ -144,6 +174,12 @@ class Stack:
     https_port: int | None
     procs: dict[str, Proc] = field(default_factory=dict)
     env: dict = field(default_factory=dict)
+
+    @property
+    def dsn(self) -> str:
+        from etl_console.db.engine import libpq_dsn
+
+        return libpq_dsn(self.database_url)
 
     @property
     def http(self) -> str:

@@ -44,7 +44,8 @@ def count_runs(dsn: str, pipeline_id: str) -> int:
         return cur.fetchone()[0]
 
 
-def test_api_smoke_flow_through_nginx(stack, dsn):
+def test_api_smoke_flow_through_nginx(stack):
+    dsn = stack.dsn
     base = stack.http
     pipeline = create(base, batch_size=500)
     assert pipeline["status"] == "IDLE"
@@ -75,7 +76,8 @@ def test_api_smoke_flow_through_nginx(stack, dsn):
     assert missing.header("X-Request-ID")
 
 
-def test_hundred_concurrent_run_requests_make_exactly_one_run(stack, dsn):
+def test_hundred_concurrent_run_requests_make_exactly_one_run(stack):
+    dsn = stack.dsn
     base = stack.http
     pipeline = create(base, source_query=SLOW_QUERY, batch_size=100)
     barrier = threading.Barrier(100, timeout=30)

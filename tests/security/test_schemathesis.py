@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.deploy.client import request
-from tests.deploy.stack import OPERATOR_TOKEN, start_stack
+from tests.deploy.stack import OPERATOR_TOKEN, scratch_database, start_stack
 
 CHECKS = "not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance"
 
@@ -33,11 +33,14 @@ def st_command() -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def served(database_url, tmp_path_factory):
+def served(server_url, tmp_path_factory):
     pytest.importorskip("schemathesis")
-    stack = start_stack(tmp_path_factory.mktemp("schemathesis-stack"), database_url, workers=2, with_nginx=False)
-    yield stack
-    stack.stop()
+    with scratch_database(server_url) as url:
+        stack = start_stack(tmp_path_factory.mktemp("schemathesis-stack"), url, workers=2, with_nginx=False)
+        try:
+            yield stack
+        finally:
+            stack.stop()
 
 
 def test_schemathesis_finds_no_server_error_and_no_schema_violation(served, tmp_path):
