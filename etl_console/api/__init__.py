@@ -18,10 +18,6 @@ class Api(flask_smorest.Api):
 
     ERROR_SCHEMA = DetailErrorSchema
 
-    # The documented `default` error answer is ours, {"detail": ...}, not flask-smorest's
-    # {code, status, message}: schemathesis holds every undocumented status to it.
-    from .schemas import DetailErrorSchema as ERROR_SCHEMA
-
     def _register_error_handlers(self):
         pass
 
