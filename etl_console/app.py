@@ -105,6 +105,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
         MAX_CONTENT_LENGTH=config.max_body_bytes,
         JSON_SORT_KEYS=False,
         PROVIDE_AUTOMATIC_OPTIONS=False,  # FastAPI answers OPTIONS with 405 (no CORS configured)
+        WTF_CSRF_TIME_LIMIT=None,  # console CSRF tokens live as long as the session: no stale tabs after an hour
     )
     app.config.update(config.extra)
     from .logs import init_logging
