@@ -22,6 +22,16 @@
     }
   });
 
+  // A panel's own refusal (an invalid schedule, a reset while RUNNING, a failed reconciliation)
+  // comes back as a 4xx with the panel showing the message: swap it in like a success.
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var xhr = event.detail.xhr;
+    if (xhr && xhr.status >= 400 && xhr.getResponseHeader("X-Inline-Error") === "true") {
+      event.detail.shouldSwap = true;
+      event.detail.isError = false;
+    }
+  });
+
   // A failed htmx request swaps nothing; say why instead of failing silently.
   document.addEventListener("htmx:responseError", function (event) {
     var xhr = event.detail.xhr;

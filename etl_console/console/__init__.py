@@ -13,6 +13,7 @@ def init_console(app) -> None:
     app.jinja_env.filters.update(FILTERS)
     app.jinja_env.globals["can_operate"] = can_operate
     app.jinja_env.globals["pipeline_href"] = pipeline_href
+    app.jinja_env.globals["run_href"] = run_href
     app.jinja_env.globals["asset_url"] = asset_url
 
 
@@ -38,6 +39,20 @@ def pipeline_href(pipeline_id, action: str = "") -> str:
     if template is None:
         template = cache[action] = flask.url_for(_ENDPOINTS[action], pipeline_id=_ID)
     return template.replace(_ID, str(pipeline_id))
+
+
+_RUN_ID = "11111111-1111-1111-1111-111111111111"
+
+
+def run_href(pipeline_id, run_id) -> str:
+    """The run detail page's URL, built like pipeline_href: a history page links 50 runs."""
+    import flask
+
+    cache = flask.g.setdefault("_pipeline_hrefs", {})
+    template = cache.get("run-detail")
+    if template is None:
+        template = cache["run-detail"] = flask.url_for("console.run_detail", pipeline_id=_ID, run_id=_RUN_ID)
+    return template.replace(_ID, str(pipeline_id)).replace(_RUN_ID, str(run_id))
 
 
 @functools.lru_cache(maxsize=64)

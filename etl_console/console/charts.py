@@ -84,3 +84,48 @@ def _summary(runs: list[RunView]) -> str:
         text += f"; median duration {duration(median(run.seconds for run in finished))}"
         text += f", median rows written {number(int(median(run.rows_written for run in finished)))}"
     return text + "."
+
+
+# phase timings of one run (the run detail page) ----------------------------------------------------
+PHASE_LABELS = {
+    "prepare_s": "Prepare: lock the target, drop its indexes, empty it",
+    "copy_s": "Copy: source query streamed into the target",
+    "index_s": "Rebuild the target's indexes",
+    "upsert_s": "Upsert changed rows into the target",
+}
+
+
+@dataclass(frozen=True)
+class Phase:
+    name: str
+    label: str
+    seconds: float
+    percent: float  # of the load's total, for the bar's width
+
+
+@dataclass(frozen=True)
+class PhaseTimings:
+    phases: list[Phase]
+    total: float | None  # the load itself, as the loader measured it
+    outside: float | None  # the rest of the run: waiting for a runner, claiming, committing, recording
+
+
+def phase_timings(timings: dict | None, run_seconds: float | None) -> PhaseTimings | None:
+    """Bars for each recorded phase against the load's total, in the order the loaders run them
+    (JSONB keeps no key order), any phase this module does not know last."""
+    if not timings:
+        return None
+    known = list(PHASE_LABELS)
+    ordered = sorted(timings, key=lambda name: (known.index(name) if name in known else len(known), name))
+    numbers = {name: float(timings[name]) for name in ordered if isinstance(timings[name], (int, float))}
+    total = numbers.pop("total_s", None)
+    scale = total or sum(numbers.values()) or 1.0
+    phases = [
+        Phase(name, PHASE_LABELS.get(name, name.removesuffix("_s").replace("_", " ").capitalize()), seconds,
+              round(min(100.0, 100.0 * seconds / scale), 1))
+        for name, seconds in numbers.items()
+    ]
+    outside = None
+    if total is not None and run_seconds is not None:
+        outside = max(0.0, run_seconds - total)
+    return PhaseTimings(phases, total, outside)

@@ -81,6 +81,38 @@ def ago(seconds: float | None) -> str:
     return f"{days} day{'s' if days != 1 else ''} ago"
 
 
+def until(seconds: float | None) -> str:
+    """A time ahead, as "in 4 min" (the counterpart of ago)."""
+    if seconds is None:
+        return "—"
+    if seconds < 1:
+        return "now"
+    if seconds < 60:
+        return f"in {int(seconds)} s"
+    if seconds < 3600:
+        return f"in {int(seconds // 60)} min"
+    if seconds < 86400:
+        return f"in {int(seconds // 3600)} h {int(seconds % 3600 // 60)} min"
+    days = int(seconds // 86400)
+    return f"in {days} day{'s' if days != 1 else ''}"
+
+
+def key_value(sample) -> str:
+    """One key from a reconciliation sample ({"film_id": "…"}): the value alone for a one-column
+    key, "a=1, b=2" for a composite one."""
+    if isinstance(sample, dict):
+        if len(sample) == 1:
+            return str(next(iter(sample.values())))
+        return ", ".join(f"{name}={value}" for name, value in sample.items())
+    return str(sample)
+
+
+def plural(count: int | None, singular: str, many: str | None = None) -> str:
+    """"1 key", "3 keys", "1,000 keys"."""
+    count = count or 0
+    return f"{count:,} {singular if count == 1 else (many or singular + 's')}"
+
+
 def utc(value: datetime | None) -> str:
     if value is None:
         return "—"
@@ -119,6 +151,9 @@ FILTERS = {
     "duration": duration,
     "rate": rate,
     "ago": ago,
+    "until": until,
+    "key_value": key_value,
+    "plural": plural,
     "utc": utc,
     "iso": iso,
     "cursor": encode_cursor,

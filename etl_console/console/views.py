@@ -2,22 +2,26 @@
 
 Every page reads without JavaScript (forms post and redirect); htmx only swaps the part that
 changed: a list row after Run/Pause, the pipeline head while a run is live, the history after a run
-ends. Domain errors become HTML error pages in etl_console.web_errors, like every other error.
+ends, one panel (reconciliation, state, schedule) after its form. Domain errors become HTML error
+pages in etl_console.web_errors, like every other error; a panel's own refusal (an invalid schedule,
+a reset while RUNNING, a failed reconciliation) is shown inside the panel, with its status code.
 """
 from __future__ import annotations
 
 import uuid
+from datetime import datetime, timezone
 
 import flask
 from werkzeug.exceptions import BadRequest, NotFound
 
 from ..api.context import allowed_targets, db_session, wake_runner
+from ..api.context import state as etl_state
 from ..services import overview
 from ..services import pipelines as pipeline_service
 from ..services import runs as run_service
 from ..services.errors import PipelineBusy
-from . import forms
-from .charts import run_chart
+from . import forms, panels
+from .charts import phase_timings, run_chart
 from .format import decode_cursor
 
 bp = flask.Blueprint("console", __name__)
@@ -37,6 +41,24 @@ def _pipeline_uuid(value: str) -> uuid.UUID:
 def _htmx() -> bool:
     return flask.request.headers.get("HX-Request") == "true" and not flask.request.headers.get(
         "HX-History-Restore-Request"
+    )
+
+
+def _inline(body: str, status: int = 200) -> flask.Response:
+    """A panel for htmx to swap. A refusal keeps its status (409, 400); the header tells
+    console.js to swap it in place anyway rather than report a failed request."""
+    response = flask.make_response(body, status)
+    if status >= 400:
+        response.headers["X-Inline-Error"] = "true"
+    return response
+
+
+def _settings() -> panels.EtlSettings:
+    app_state = etl_state()
+    return panels.EtlSettings(
+        warehouse_dsn=app_state.database.warehouse_dsn,
+        statement_timeout_s=app_state.config.statement_timeout_s,
+        reconcile_after_run=app_state.config.reconcile_after_run,
     )
 
 
@@ -139,12 +161,19 @@ def _form_page(form: forms.PipelineForm, pipeline):
 def pipeline(pipeline_id: str):
     pid = _pipeline_uuid(pipeline_id)
     before, after = _cursors()
+    return _pipeline_page(pid, before=before, after=after)
+
+
+def _pipeline_page(pid: uuid.UUID, *, before=None, after=None, status: int = 200, **shown):
+    """The whole page. `shown` replaces a panel with one a form post just produced (its answer or
+    its error), which is how the page works without JavaScript."""
     session = db_session()
     pipeline = pipeline_service.get_pipeline(session, pid)
+    reconciliation = shown.get("reconciliation") or panels.reconciliation_panel(session, pid, _settings())
     page = overview.run_history(session, pid, before=before, after=after)
     recent = page.runs[: overview.CHART_RUNS] if page.first else overview.recent_runs(session, pid)
     latest = recent[0] if recent else None
-    return flask.render_template(
+    body = flask.render_template(
         "console/pipeline.html",
         p=pipeline,
         pipeline=pipeline,
@@ -152,7 +181,11 @@ def pipeline(pipeline_id: str):
         page=page,
         chart=run_chart(recent),
         live_rows=page.first,
+        rc=reconciliation,
+        st=shown["state"] if "state" in shown else panels.state_panel(session, pipeline),
+        sc=shown.get("schedule") or panels.schedule_panel(pipeline),
     )
+    return body, status
 
 
 @bp.get("/pipelines/<pipeline_id>/live")
@@ -229,3 +262,101 @@ def _after_action(pid: uuid.UUID):
     return flask.render_template(
         "console/_pipeline_row.html", p=summary, list_url=_safe_next(flask.url_for(".pipelines"))
     )
+
+
+# panels: reconciliation, incremental state, schedule --------------------------------------------
+@bp.get("/pipelines/<pipeline_id>/reconciliation")
+def reconciliation(pipeline_id: str):
+    panel = panels.reconciliation_panel(db_session(), _pipeline_uuid(pipeline_id), _settings())
+    return flask.render_template("console/_reconciliation.html", rc=panel)
+
+
+@bp.post("/pipelines/<pipeline_id>/reconcile")
+def reconcile_now(pipeline_id: str):
+    """Compare source and target now and show the answer in the panel (read-only on both sides;
+    a POST because it is heavy work on the warehouse, not because it changes anything)."""
+    pid = _pipeline_uuid(pipeline_id)
+    panel = panels.reconcile_now(db_session(), pid, _settings())
+    status = 400 if panel.error else 200
+    if _htmx():
+        return _inline(flask.render_template("console/_reconciliation.html", rc=panel), status)
+    return _pipeline_page(pid, status=status, reconciliation=panel)
+
+
+@bp.get("/pipelines/<pipeline_id>/state")
+def state_panel(pipeline_id: str):
+    session = db_session()
+    pipeline = pipeline_service.get_pipeline(session, _pipeline_uuid(pipeline_id))
+    # A pipeline switched to full mode has no panel: the empty answer removes it from the page.
+    return flask.render_template("console/_state.html", st=panels.state_panel(session, pipeline))
+
+
+@bp.route("/pipelines/<pipeline_id>/state/reset", methods=["GET", "POST"])
+def reset_state(pipeline_id: str):
+    """Reset needs a confirmation: htmx asks with hx-confirm and sends confirmed=yes; a plain form
+    post (or a GET) gets a confirmation page whose form carries it."""
+    pid = _pipeline_uuid(pipeline_id)
+    session = db_session()
+    pipeline = pipeline_service.get_pipeline(session, pid)
+    if flask.request.method == "GET" or flask.request.form.get("confirmed") != "yes":
+        current = panels.current_state(session, pipeline)
+        return flask.render_template(
+            "console/confirm_reset.html",
+            pipeline=pipeline,
+            state=current.state,
+            busy_message=current.busy_message if current.busy else None,
+        )
+    panel = panels.reset_state(session, pipeline)
+    status = 409 if panel.error else 200
+    if _htmx():
+        return _inline(flask.render_template("console/_state.html", st=panel), status)
+    if panel.error:
+        return _pipeline_page(pid, status=status, state=panel)
+    return flask.redirect(flask.url_for(".pipeline", pipeline_id=pid) + "#state", 303)
+
+
+@bp.post("/pipelines/<pipeline_id>/schedule")
+def set_schedule(pipeline_id: str):
+    pid = _pipeline_uuid(pipeline_id)
+    form = flask.request.form
+    typed = "" if form.get("action") == "clear" else form.get("schedule", "")
+    panel = panels.set_schedule(db_session(), pid, typed)
+    status = 400 if panel.error else 200
+    if _htmx():
+        return _inline(flask.render_template("console/_schedule.html", sc=panel), status)
+    if panel.error:
+        return _pipeline_page(pid, status=status, schedule=panel)
+    return flask.redirect(flask.url_for(".pipeline", pipeline_id=pid) + "#schedule", 303)
+
+
+# run detail -------------------------------------------------------------------------------------
+@bp.get("/pipelines/<pipeline_id>/runs/<run_id>")
+def run_detail(pipeline_id: str, run_id: str):
+    pid = _pipeline_uuid(pipeline_id)
+    try:
+        rid = uuid.UUID(run_id)
+    except ValueError:
+        raise NotFound("Run not found") from None
+    session = db_session()
+    pipeline = pipeline_service.get_pipeline(session, pid)
+    run = run_service.run_detail(session, pid, rid)
+    context = {
+        "pipeline": pipeline,
+        "run": run,
+        "timings": phase_timings(run["timings"], run["duration_s"]),
+        "check_pending": _check_pending(run),
+    }
+    if _htmx_target() == "run-detail":
+        return flask.render_template("console/_run_detail.html", **context)
+    return flask.render_template("console/run.html", **context)
+
+
+def _check_pending(run: dict) -> bool:
+    """The runner records the check right after a SUCCESS; wait for it as long as it may take."""
+    if run["status"] != "SUCCESS" or run["reconciliation"] or run["finished_at"] is None:
+        return False
+    settings = _settings()
+    if not settings.reconcile_after_run:
+        return False
+    age = (datetime.now(timezone.utc) - run["finished_at"]).total_seconds()
+    return age < settings.statement_timeout_s + 30

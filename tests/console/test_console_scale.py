@@ -8,7 +8,8 @@ import re
 from tests.console.conftest import counting_queries, seed_runs
 
 LIST_QUERIES = 1  # pipelines LEFT JOIN LATERAL (newest run)
-PAGE_QUERIES = 3  # the pipeline, one history page, the chart's 30 runs (shared with page 1)
+# the pipeline, its latest reconciliation, one history page, the chart's 30 runs (shared with page 1)
+PAGE_QUERIES = 4
 
 
 def seed_pipelines(sql, count: int, runs_each: int) -> None:
@@ -80,7 +81,7 @@ def test_pipeline_page_with_100k_runs_is_a_few_queries_on_any_page(app, client, 
     assert_index_range_scan(app, next(s for s in deep if ") < (" in s[0]))
 
     # The page's fragments are one or two statements each.
-    for fragment in ("/live", "/history", "/chart"):
+    for fragment in ("/live", "/history", "/chart", "/reconciliation", "/state"):
         with counting_queries(app) as statements:
             assert client.get(url + fragment, headers={"HX-Request": "true"}).status_code == 200
         assert len(statements) <= 2, (fragment, statements)
