@@ -121,6 +121,7 @@ class SchedulePanel:
     now: datetime
     error: str | None = None
     saved: bool = False
+    never_fires: bool = False  # no date matches the expression
 
     @property
     def seconds_to_next(self) -> float | None:
@@ -143,13 +144,22 @@ class SchedulePanel:
 def schedule_panel(pipeline: Pipeline, *, value: str | None = None, error: str | None = None,
                    saved: bool = False) -> SchedulePanel:
     now = datetime.now(timezone.utc)
+    next_run, never = None, False
+    if pipeline.schedule:
+        try:
+            next_run = schedule_service.next_run_at(pipeline, now)
+        except ValueError:
+            # validate() accepts expressions no date matches (0 0 30 2 *); the page must still
+            # render so the operator can see that and change or clear it.
+            never = True
     return SchedulePanel(
         pipeline,
         (pipeline.schedule or "") if value is None else value,
-        schedule_service.next_run_at(pipeline, now) if pipeline.schedule else None,
+        next_run,
         now,
         error=error,
         saved=saved,
+        never_fires=never,
     )
 
 

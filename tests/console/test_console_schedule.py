@@ -113,3 +113,16 @@ def test_set_schedule_needs_the_csrf_token_and_is_a_few_statements(app, client, 
     with counting_queries(app) as statements:
         assert client.post(url, data={"csrf_token": token, "schedule": "* * * * *"}, headers=HX).status_code == 200
     assert len(statements) <= 4, statements  # lock and read the pipeline, now(), update
+
+
+def test_an_expression_no_date_matches_still_renders_and_can_be_cleared(client, create_pipeline, token, sql):
+    """services.schedules.validate accepts 30 February, whose next run croniter cannot find."""
+    pipeline = create_pipeline(name="feb_30")
+    sql("UPDATE etl_pipelines SET schedule = '0 0 30 2 *' WHERE id = %s", (pipeline["id"],))
+    page = client.get(f"/pipelines/{pipeline['id']}")
+    assert page.status_code == 200
+    section = schedule_section(text(page))
+    assert '<dd class="next-run never">never</dd>' in section and "it never starts a run" in section
+    cleared = client.post(f"/pipelines/{pipeline['id']}/schedule",
+                          data={"csrf_token": token, "schedule": "", "action": "clear"}, headers=HX)
+    assert cleared.status_code == 200 and "Schedule cleared." in text(cleared)
