@@ -40,6 +40,8 @@ def multiprocess_dir() -> str | None:
 
 @functools.lru_cache(maxsize=None)
 def _metrics() -> SimpleNamespace:
+    if multiprocess_dir():
+        os.makedirs(multiprocess_dir(), exist_ok=True)  # a worker container may have nobody else to make it
     from prometheus_client import Counter, Histogram, disable_created_metrics
 
     disable_created_metrics()  # no *_created series: they double the output and nobody graphs them
@@ -178,7 +180,7 @@ def serve_worker_metrics(config) -> None:
         return
     from prometheus_client import start_http_server
 
-    _metrics()
+    _metrics()  # also creates PROMETHEUS_MULTIPROC_DIR when set
     start_http_server(config.metrics_port, addr="0.0.0.0", registry=process_registry())
     log.info("worker metrics on port %s", config.metrics_port)
 

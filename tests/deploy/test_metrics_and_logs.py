@@ -135,3 +135,29 @@ def test_log_format_is_validated(value):
 
     with pytest.raises(ValueError, match="ETL_LOG_FORMAT"):
         Config.from_env({"ETL_LOG_FORMAT": value})
+
+
+def test_worker_metrics_in_multiprocess_mode_without_a_prepared_dir(tmp_path):
+    """`etl-console worker` in its own container: PROMETHEUS_MULTIPROC_DIR set (the image does), the
+    directory not made by anyone, metrics served on ETL_METRICS_PORT."""
+    import subprocess
+    import sys
+
+    from .stack import REPO, clean_environ, free_port
+
+    port = free_port()
+    script = f"""
+import urllib.request, time
+from etl_console import metrics
+from etl_console.config import Config
+metrics.serve_worker_metrics(Config.from_env({{"ETL_METRICS_PORT": "{port}"}}))
+metrics.run_finished("SUCCESS", time.monotonic() - 2, 1234)
+metrics.runs_reaped(2)
+print(urllib.request.urlopen("http://127.0.0.1:{port}/metrics", timeout=5).read().decode())
+"""
+    env = clean_environ(PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "not-yet-made"))
+    done = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert 'etl_runs_finished_total{status="SUCCESS"} 1.0' in done.stdout
+    assert 'etl_run_rows_written_sum{status="SUCCESS"} 1234.0' in done.stdout
+    assert "etl_runs_reaped_total 2.0" in done.stdout
