@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
@@ -20,16 +20,26 @@ from .runs import request_run
 
 
 def validate(expression: str) -> str:
+    """Five cron fields (minute hour day month weekday) or a macro such as @hourly, that fires."""
     expression = " ".join(expression.split())
-    if not expression or not croniter.is_valid(expression):
+    fields = expression.split(" ")
+    five_fields = len(fields) == 5 or (len(fields) == 1 and expression.startswith("@"))
+    if not expression or not five_fields or not croniter.is_valid(expression):
         raise InvalidSchedule(f"schedule '{expression}' is not a valid cron expression (e.g. '*/15 * * * *')")
+    try:
+        croniter(expression, datetime(2000, 1, 1)).get_next(datetime)
+    except (CroniterBadDateError, ValueError):
+        raise InvalidSchedule(f"schedule '{expression}' never fires (no date matches it)") from None
     return expression
 
 
 def next_run_at(pipeline: Pipeline, now: datetime) -> datetime | None:
     if not pipeline.schedule:
         return None
-    return croniter(pipeline.schedule, now).get_next(datetime)
+    try:
+        return croniter(pipeline.schedule, now).get_next(datetime)
+    except (CroniterBadDateError, ValueError):
+        return None  # saved before validation refused such expressions: it never fires
 
 
 def set_schedule(session: Session, pipeline_id: uuid.UUID, expression: str | None) -> Pipeline:
@@ -45,14 +55,17 @@ def fire_due(session: Session) -> list[uuid.UUID]:
     """Queue a run for every enabled, unpaused pipeline whose latest tick is not yet fired."""
     now = session.scalar(select(func.now()))
     candidates = session.execute(
-        select(Pipeline.id, Pipeline.schedule, Pipeline.schedule_last_tick).where(
-            Pipeline.schedule.is_not(None), Pipeline.enabled.is_(True), Pipeline.status != PipelineStatus.PAUSED
-        )
+        select(Pipeline.id, Pipeline.schedule, Pipeline.schedule_last_tick)
+        .where(Pipeline.schedule.is_not(None), Pipeline.enabled.is_(True), Pipeline.status != PipelineStatus.PAUSED)
+        .order_by(Pipeline.id)
     ).all()
     session.rollback()
     fired = []
     for pipeline_id, schedule, last_tick in candidates:
-        tick = croniter(schedule, now).get_prev(datetime)
+        try:
+            tick = croniter(schedule, now).get_prev(datetime)
+        except (CroniterBadDateError, ValueError):
+            continue  # an expression that never fires must not stop the others
         if last_tick is not None and tick <= last_tick:
             continue
         claimed = session.execute(

@@ -59,8 +59,9 @@ def set_watermark(session: Session, pipeline_id: uuid.UUID, watermark: str | Non
     old = state.watermark
     state.watermark = watermark
     state.incremental_key = pipeline.incremental_key
-    session.add(
-        PipelineStateChange(pipeline_id=pipeline.id, old_watermark=old, new_watermark=watermark, changed_by=changed_by)
-    )
+    if old != watermark:  # the audit trail records changes, not requests
+        session.add(
+            PipelineStateChange(pipeline_id=pipeline.id, old_watermark=old, new_watermark=watermark, changed_by=changed_by)
+        )
     session.commit()
     return get_state(session, pipeline_id)

@@ -27,6 +27,7 @@ def test_state_view_set_reset_and_audit(client, create_pipeline):
     changes = reset.get_json()["changes"]
     assert [(c["old_watermark"], c["new_watermark"], c["changed_by"]) for c in changes] == [
         ("2021-01-01 00:00:00+00", None, "api"), (None, "2021-01-01 00:00:00+00", "api")]
+    assert len(client.delete(url).get_json()["changes"]) == 2  # nothing changed, nothing recorded
     assert client.put(url, json={}).status_code == 422
     assert client.get("/api/v1/pipelines/00000000-0000-0000-0000-000000000000/state").status_code == 404
 

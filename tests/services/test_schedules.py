@@ -60,7 +60,24 @@ def test_paused_and_disabled_pipelines_do_not_fire(app, client, create_pipeline,
     assert fire_concurrently(app, copies=2) == []
 
 
-@pytest.mark.parametrize("expression", ["", "* * *", "61 * * * *", "every minute"])
+@pytest.mark.parametrize(
+    "expression", ["", "* * *", "61 * * * *", "every minute", "* * * * * *", "* * * * * * *", "0 0 30 2 *"]
+)
 def test_invalid_expressions_are_refused(expression):
     with pytest.raises(InvalidSchedule):
         schedules.validate(expression)
+
+
+def test_a_broken_schedule_does_not_stop_the_others(app, client, create_pipeline, sql):
+    broken, healthy = create_pipeline(), create_pipeline()
+    client.put(f"/api/v1/pipelines/{healthy['id']}/schedule", json={"schedule": "* * * * *"})
+    # As if saved before validation refused it: 30 February never comes.
+    sql("UPDATE etl_pipelines SET schedule = '0 0 30 2 *' WHERE id = %s", (broken["id"],))
+    sql("UPDATE etl_pipelines SET schedule_last_tick = now() - interval '1 hour'")
+    assert [str(p) for p in fire_concurrently(app, copies=1)] == [healthy["id"]]
+    assert client.get(f"/api/v1/pipelines/{broken['id']}/schedule").get_json()["next_run_at"] is None
+
+
+def test_valid_schedules_are_normalised():
+    assert schedules.validate("  */5   * * * * ") == "*/5 * * * *"
+    assert schedules.validate("@hourly") == "@hourly"
