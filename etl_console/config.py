@@ -30,6 +30,7 @@ class Config:
     heartbeat_s: float = 0.5  # ETL_HEARTBEAT_S: progress, heartbeat and pause-check period
     poll_s: float = 1.0  # ETL_POLL_S: how often an idle runner looks for queued runs
     statement_timeout_s: float = 300.0  # ETL_STATEMENT_TIMEOUT_S: source query limit
+    request_timeout_s: float = 50.0  # ETL_REQUEST_TIMEOUT_S: database work inside a web request (reconcile now); under gunicorn's timeout
     reconcile_after_run: bool = True  # ETL_RECONCILE_AFTER_RUN: compare source and target after each success
     secret_key: str | None = None  # ETL_SECRET_KEY: signs console sessions and CSRF tokens
     log_level: str = "INFO"  # ETL_LOG_LEVEL
@@ -78,3 +79,8 @@ class Config:
         for table in self.allowed_target_tables:
             if table.count(".") != 1:
                 raise ValueError(f"ETL_ALLOWED_TARGET_TABLES entry {table!r} must be schema.table")
+
+    @property
+    def in_request_timeout_s(self) -> float:
+        """Statement timeout for work done while a web request waits: never past the worker's timeout."""
+        return min(self.statement_timeout_s, self.request_timeout_s)

@@ -30,6 +30,7 @@ class EtlSettings:
 
     warehouse_dsn: str
     statement_timeout_s: float
+    in_request_timeout_s: float
     reconcile_after_run: bool
 
 
@@ -66,7 +67,7 @@ def reconcile_now(session: Session, pipeline_id: uuid.UUID, settings: EtlSetting
     """Compare source and target now; a ReconcileFailed becomes the panel's error."""
     try:
         result = reconcile_service.reconcile_pipeline(
-            session, pipeline_id, settings.warehouse_dsn, settings.statement_timeout_s
+            session, pipeline_id, settings.warehouse_dsn, settings.in_request_timeout_s
         )
     except ReconcileFailed as error:
         return ReconciliationPanel(pipeline_id, None, None, on_demand=True, error=str(error),
@@ -144,14 +145,10 @@ class SchedulePanel:
 def schedule_panel(pipeline: Pipeline, *, value: str | None = None, error: str | None = None,
                    saved: bool = False) -> SchedulePanel:
     now = datetime.now(timezone.utc)
-    next_run, never = None, False
-    if pipeline.schedule:
-        try:
-            next_run = schedule_service.next_run_at(pipeline, now)
-        except ValueError:
-            # validate() accepts expressions no date matches (0 0 30 2 *); the page must still
-            # render so the operator can see that and change or clear it.
-            never = True
+    next_run = schedule_service.next_run_at(pipeline, now)
+    # A schedule saved before validation refused dates that never come (0 0 30 2 *) has no next
+    # run; the page still renders so the operator can see that and change or clear it.
+    never = bool(pipeline.schedule) and next_run is None
     return SchedulePanel(
         pipeline,
         (pipeline.schedule or "") if value is None else value,

@@ -116,7 +116,7 @@ def test_set_schedule_needs_the_csrf_token_and_is_a_few_statements(app, client, 
 
 
 def test_an_expression_no_date_matches_still_renders_and_can_be_cleared(client, create_pipeline, token, sql):
-    """services.schedules.validate accepts 30 February, whose next run croniter cannot find."""
+    """Saved before validation refused it: 30 February, whose next run croniter cannot find."""
     pipeline = create_pipeline(name="feb_30")
     sql("UPDATE etl_pipelines SET schedule = '0 0 30 2 *' WHERE id = %s", (pipeline["id"],))
     page = client.get(f"/pipelines/{pipeline['id']}")
