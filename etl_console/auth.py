@@ -170,7 +170,6 @@ def init_auth(app, config) -> AuthSettings:
             return bool(flask.request) and flask.request.is_secure
 
     app.session_interface = TLSAwareSessionInterface()
-    app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
     app.config["SESSION_COOKIE_HTTPONLY"] = True
     app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
     app.config.setdefault("PERMANENT_SESSION_LIFETIME", 12 * 3600)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import threading
 import uuid
 
@@ -63,11 +64,16 @@ def test_http_latency_is_labelled_by_url_rule(client, create_pipeline):
 def test_metrics_endpoint_reads_active_runs_from_the_database(client, create_pipeline, sql):
     pipeline = create_pipeline(source_query=FILM_DIM_QUERY + " WHERE pg_sleep(0.002) IS NOT NULL", batch_size=100)
     client.post(f"/api/v1/pipelines/{pipeline['id']}/run")
-    text = client.get("/metrics").get_data(as_text=True)
-    assert "etl_runs_active 1.0" in text
-    assert "etl_database_up 1.0" in text
-    assert "etl_runners_alive 1.0" in text
-    assert "_created" not in text
+
+    def gauges() -> dict[str, float]:
+        text = client.get("/metrics").get_data(as_text=True)
+        assert "_created" not in text
+        return {m.group(1): float(m.group(2)) for m in re.finditer(r"^(etl_\w+) ([\d.e+-]+)$", text, re.M)}
+
+    # The app's runner registers itself on its first tick, in its own thread: give it a moment.
+    values = wait_for(lambda: (g := gauges()).get("etl_runners_alive", 0) >= 1 and g, timeout=10)
+    assert values["etl_runs_active"] == 1
+    assert values["etl_database_up"] == 1
     client.post(f"/api/v1/pipelines/{pipeline['id']}/pause")
     wait_for(lambda: sql("SELECT count(*) FROM etl_pipeline_runs WHERE status = 'RUNNING'")[0][0] == 0, message="the pause")
 
