@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import sys
 
-# Run as a script, bench/ is sys.path[0]: a module there (bench/http.py) would shadow the standard
+# Run as a script, bench/ is sys.path[0]: a module there could shadow one of the standard
 # library's. Put the checkout's root there instead.
 _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]

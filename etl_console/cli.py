@@ -42,7 +42,7 @@ def db() -> None:
     """Metadata database commands."""
 
 
-@db.command("upgrade")
+@db.command("upgrade", with_appcontext=False)
 def db_upgrade() -> None:
     """Apply the Alembic migrations (idempotent)."""
     from .db.engine import Database
@@ -53,7 +53,7 @@ def db_upgrade() -> None:
     click.echo(f"database at revision {current_revision(database.engine)}")
 
 
-@main.command()
+@main.command(with_appcontext=False)
 @click.option("--films", default=1000, show_default=True, type=click.IntRange(0), help="Rows in content.film_work.")
 @click.option("--ratings", default=5000, show_default=True, type=click.IntRange(0), help="Rows in ugc.ratings.")
 def demo(films: int, ratings: int) -> None:
@@ -118,7 +118,7 @@ def worker() -> None:
     runner.stop()
 
 
-@main.command("run")
+@main.command("run", with_appcontext=False)
 @click.argument("name_or_id")
 @click.option("--wait", is_flag=True, help="Execute here, show progress, and exit non-zero if the run fails.")
 def run_command(name_or_id: str, wait: bool) -> None:

@@ -11,7 +11,7 @@ one pipeline, then runs wrk against three URLs, interleaved, `--rounds` times:
 Prints each round, the medians, and pipeline/live and pipeline/static ratios; writes them to
 bench/results/http.json. Needs nginx and wrk (`apt-get install -y nginx wrk`).
 
-    python bench/http.py [--database-url URL] [--workers 4] [--threads 8]
+    python bench/http_throughput.py [--database-url URL] [--workers 4] [--threads 8]
                          [--connections 32] [--duration 10] [--rounds 3]
 
 Without --database-url (or ETL_DATABASE_URL) an embedded PostgreSQL is started in a temp dir.
