@@ -18,17 +18,7 @@ from ..db.models import Pipeline
 from ..services import errors
 from ..services import pipelines as pipeline_service
 
-FIELDS = (
-    "name",
-    "description",
-    "type",
-    "mode",
-    "enabled",
-    "target_table",
-    "batch_size",
-    "source_query",
-    "incremental_key",
-)
+FIELDS = pipeline_service.EDITABLE_FIELDS  # the form edits exactly what the service accepts
 # Fields a free-form domain message (InvalidPipeline) may name; the first one named gets the message.
 _NAMED_IN_MESSAGES = ("target_table", "batch_size", "source_query", "incremental_key")
 _OPTIONAL_TEXT = ("description", "incremental_key")  # an empty box means null
