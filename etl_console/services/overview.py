@@ -221,36 +221,25 @@ def _summary_query() -> Select:
     )
 
 
-def _run(row) -> RunView:
+def _run(row, prefix: str = "") -> RunView:
+    """A RunView from a row whose run columns carry `prefix` (the list query labels them run_*)."""
+    column = lambda name: getattr(row, prefix + name)  # noqa: E731
     return RunView(
-        id=row.id,
-        pipeline_id=row.pipeline_id,
-        status=row.status,
-        started_at=row.started_at,
-        finished_at=row.finished_at,
-        rows_read=row.rows_read or 0,
-        rows_written=row.rows_written or 0,
-        error_message=row.error_message,
-        claimed=row.worker_id is not None,
+        id=column("id"),
+        pipeline_id=column("pipeline_id"),
+        status=column("status"),
+        started_at=column("started_at"),
+        finished_at=column("finished_at"),
+        rows_read=column("rows_read") or 0,
+        rows_written=column("rows_written") or 0,
+        error_message=column("error_message"),
+        claimed=column("worker_id") is not None,
         now=row.db_now,
     )
 
 
 def _summary(row) -> PipelineSummary:
-    last_run = None
-    if row.run_id is not None:
-        last_run = RunView(
-            id=row.run_id,
-            pipeline_id=row.run_pipeline_id,
-            status=row.run_status,
-            started_at=row.run_started_at,
-            finished_at=row.run_finished_at,
-            rows_read=row.run_rows_read or 0,
-            rows_written=row.run_rows_written or 0,
-            error_message=row.run_error_message,
-            claimed=row.run_worker_id is not None,
-            now=row.db_now,
-        )
+    last_run = _run(row, prefix="run_") if row.run_id is not None else None
     return PipelineSummary(
         id=row.id,
         name=row.name,
