@@ -30,6 +30,7 @@ class Config:
     heartbeat_s: float = 0.5  # ETL_HEARTBEAT_S: progress, heartbeat and pause-check period
     poll_s: float = 1.0  # ETL_POLL_S: how often an idle runner looks for queued runs
     statement_timeout_s: float = 300.0  # ETL_STATEMENT_TIMEOUT_S: source query limit
+    source_role: str | None = None  # ETL_SOURCE_ROLE: run source queries (and reconciliation) as this role
     request_timeout_s: float = 50.0  # ETL_REQUEST_TIMEOUT_S: database work inside a web request (reconcile now); under gunicorn's timeout
     reconcile_after_run: bool = True  # ETL_RECONCILE_AFTER_RUN: compare source and target after each success
     secret_key: str | None = None  # ETL_SECRET_KEY: signs console sessions and CSRF tokens

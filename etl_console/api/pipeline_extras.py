@@ -109,7 +109,8 @@ def reconcile(pipeline_id):
     """Compare the source query with the target over the target's primary key, read-only"""
     app_state = state()
     return reconcile_service.reconcile_pipeline(
-        db_session(), pipeline_id, app_state.database.warehouse_dsn, app_state.config.in_request_timeout_s
+        db_session(), pipeline_id, app_state.database.warehouse_dsn, app_state.config.in_request_timeout_s,
+        app_state.config.source_role,
     ).as_dict()
 
 

@@ -31,6 +31,7 @@ class EtlSettings:
     warehouse_dsn: str
     statement_timeout_s: float
     in_request_timeout_s: float
+    source_role: str | None
     reconcile_after_run: bool
 
 
@@ -67,7 +68,7 @@ def reconcile_now(session: Session, pipeline_id: uuid.UUID, settings: EtlSetting
     """Compare source and target now; a ReconcileFailed becomes the panel's error."""
     try:
         result = reconcile_service.reconcile_pipeline(
-            session, pipeline_id, settings.warehouse_dsn, settings.in_request_timeout_s
+            session, pipeline_id, settings.warehouse_dsn, settings.in_request_timeout_s, settings.source_role
         )
     except ReconcileFailed as error:
         return ReconciliationPanel(pipeline_id, None, None, on_demand=True, error=str(error),

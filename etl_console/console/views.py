@@ -59,6 +59,7 @@ def _settings() -> panels.EtlSettings:
         warehouse_dsn=app_state.database.warehouse_dsn,
         statement_timeout_s=app_state.config.statement_timeout_s,
         in_request_timeout_s=app_state.config.in_request_timeout_s,
+        source_role=app_state.config.source_role,
         reconcile_after_run=app_state.config.reconcile_after_run,
     )
 

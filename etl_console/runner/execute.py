@@ -110,6 +110,7 @@ class RunExecution:
             target_table=config["target_table"],
             batch_size=config["batch_size"],
             statement_timeout_s=settings.statement_timeout_s,
+            source_role=settings.source_role,
         )
         if config.get("mode") == "incremental":
             if not config.get("incremental_key"):
@@ -132,6 +133,7 @@ class RunExecution:
                 check_source_query(config["source_query"]),
                 config["target_table"],
                 self.runner.config.statement_timeout_s,
+                self.runner.config.source_role,
             ).as_dict()
         except Exception as error:  # noqa: BLE001 - a failed check must not turn a success into a failure
             result = {"error": str(error)}

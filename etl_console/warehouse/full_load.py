@@ -65,6 +65,7 @@ class Load:
     batch_size: int
     statement_timeout_s: float
     lock_timeout_s: float = field(default=60.0, kw_only=True)
+    source_role: str | None = field(default=None, kw_only=True)
 
     def run(self, hooks: LoadHooks) -> LoadResult:
         source = psycopg2.connect(self.source_dsn, application_name="etl-console source")
@@ -90,7 +91,7 @@ class FullLoad(Load):
     def _run(self, source, target, hooks: LoadHooks) -> LoadResult:
         timings: dict[str, float] = {}
         started = time.monotonic()
-        source_cursor = open_read_only(source, self.statement_timeout_s)
+        source_cursor = open_read_only(source, self.statement_timeout_s, self.source_role)
         source_columns = [column.name for column in describe(source_cursor, self.query)]
 
         cursor = self._target_cursor(target)

@@ -29,7 +29,7 @@ class IncrementalLoad(Load):
     def _run(self, source, target, hooks: LoadHooks) -> LoadResult:
         started = time.monotonic()
         timings: dict[str, float] = {}
-        source_cursor = open_read_only(source, self.statement_timeout_s)
+        source_cursor = open_read_only(source, self.statement_timeout_s, self.source_role)
         columns = describe(source_cursor, self.query)
         names = [column.name for column in columns]
         key = next((column for column in columns if column.name == self.incremental_key), None)

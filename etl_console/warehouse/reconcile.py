@@ -32,10 +32,12 @@ class Reconciliation:
         return asdict(self)
 
 
-def reconcile(dsn: str, query: str, target_table: str, statement_timeout_s: float) -> Reconciliation:
+def reconcile(
+    dsn: str, query: str, target_table: str, statement_timeout_s: float, source_role: str | None = None
+) -> Reconciliation:
     connection = psycopg2.connect(dsn, application_name="etl-console reconcile")
     try:
-        cursor = open_read_only(connection, statement_timeout_s)
+        cursor = open_read_only(connection, statement_timeout_s, source_role)
         key = primary_key_columns(cursor, target_table)
         if not key:
             raise LoadError(f"target {target_table} has no primary key to reconcile on")

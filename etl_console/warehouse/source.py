@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 import psycopg2
 from psycopg2 import errors as pg_errors
+from psycopg2 import sql
 
 from .target import LoadError
 
@@ -15,12 +16,19 @@ class SourceColumn:
     type_name: str  # as format_type() prints it, e.g. "timestamp with time zone"
 
 
-def open_read_only(connection, statement_timeout_s: float):
-    """Start the source transaction on an autocommit connection; return its cursor."""
+def open_read_only(connection, statement_timeout_s: float, role: str | None = None):
+    """Start the source transaction on an autocommit connection; return its cursor.
+
+    With a role (ETL_SOURCE_ROLE) the user's SQL runs with that role's privileges only."""
     connection.autocommit = True
     cursor = connection.cursor()
     cursor.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
     cursor.execute("SELECT set_config('statement_timeout', %s, true)", (f"{int(statement_timeout_s * 1000)}ms",))
+    if role:
+        try:
+            cursor.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(role)))
+        except psycopg2.Error as error:
+            raise LoadError(f"cannot switch to ETL_SOURCE_ROLE '{role}': {_first_line(error)}") from None
     return cursor
 
 
@@ -40,6 +48,8 @@ def describe(cursor, query: str) -> list[SourceColumn]:
 def source_error(error: BaseException) -> LoadError:
     if isinstance(error, pg_errors.QueryCanceled):
         return LoadError(f"source query cancelled: {_first_line(error)} (ETL_STATEMENT_TIMEOUT_S)")
+    if isinstance(error, pg_errors.InsufficientPrivilege):
+        return LoadError(f"source query is not allowed to read that (ETL_SOURCE_ROLE): {_first_line(error)}")
     if isinstance(error, pg_errors.ReadOnlySqlTransaction):
         return LoadError(f"source query tried to write, which is not allowed: {_first_line(error)}")
     if isinstance(error, psycopg2.Error):

@@ -96,3 +96,48 @@ def test_wrong_column_type_fails_with_the_column_named(create_pipeline, run_to_e
     run = run_to_end(pipeline["id"])
     assert run["status"] == "FAILED"
     assert "uuid" in run["error_message"] and "film_id" in run["error_message"]
+
+
+@pytest.fixture
+def source_role(sql):
+    """A role that may read content.* and the targets, and nothing else."""
+    if sql("SELECT 1 FROM pg_roles WHERE rolname = 'etl_test_source'"):  # left by an interrupted run
+        sql("DROP OWNED BY etl_test_source")
+        sql("DROP ROLE etl_test_source")
+    sql("CREATE ROLE etl_test_source NOLOGIN")
+    sql("GRANT etl_test_source TO CURRENT_USER")
+    sql("GRANT USAGE ON SCHEMA content, analytics TO etl_test_source")
+    sql("GRANT SELECT ON content.film_work, analytics.film_dim TO etl_test_source")
+    yield "etl_test_source"
+    sql("DROP OWNED BY etl_test_source")
+    sql("DROP ROLE etl_test_source")
+
+
+def test_source_role_limits_what_user_sql_can_read(source_role, database_url, sql, clean_database):
+    """ETL_SOURCE_ROLE: the query runs with that role's privileges; the load keeps the service's."""
+    from tests.conftest import make_app, wait_for
+
+    app = make_app(database_url, source_role=source_role)
+    client = app.test_client()
+    try:
+        allowed = client.post("/api/v1/pipelines/", json={
+            "name": "films", "target_table": "analytics.film_dim",
+            "source_query": "SELECT id AS film_id, title, rating FROM content.film_work"}).get_json()
+        denied = client.post("/api/v1/pipelines/", json={
+            "name": "ratings", "target_table": "analytics.film_rating_agg",
+            "source_query": "SELECT film_id, count(*) AS ratings_count FROM ugc.ratings GROUP BY film_id"}).get_json()
+
+        def finish(pipeline):
+            client.post(f"/api/v1/pipelines/{pipeline['id']}/run")
+            return wait_for(lambda: (r := client.get(f"/api/v1/pipelines/{pipeline['id']}/runs").get_json()[0])
+                            ["status"] != "RUNNING" and r, message="the run")
+
+        assert finish(allowed)["status"] == "SUCCESS"
+        failed = finish(denied)
+        assert failed["status"] == "FAILED"
+        assert "permission denied for schema ugc" in failed["error_message"]
+        assert "ETL_SOURCE_ROLE" in failed["error_message"]
+        assert client.post(f"/api/v1/pipelines/{allowed['id']}/reconcile").get_json()["match"] is True
+    finally:
+        app.extensions["etl"].runner.stop()
+        app.extensions["etl"].database.dispose()
