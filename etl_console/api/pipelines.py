@@ -93,7 +93,9 @@ class PipelineById(MethodView):
 @blp.alt_response(422, **VALIDATION)
 def run_pipeline(pipeline_id):
     """Start a run; while one is RUNNING this returns the pipeline unchanged"""
-    pipeline, queued = run_service.request_run(db_session(), pipeline_id)
+    pipeline, queued = run_service.request_run(
+        db_session(), pipeline_id, wait_for_stopping_s=run_service.STOPPING_RUN_WAIT_S
+    )
     if queued:
         wake_runner()
     return pipeline

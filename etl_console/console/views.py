@@ -237,7 +237,7 @@ def chart(pipeline_id: str):
 @bp.post("/pipelines/<pipeline_id>/run")
 def run_pipeline(pipeline_id: str):
     pid = _pipeline_uuid(pipeline_id)
-    _, queued = run_service.request_run(db_session(), pid)
+    _, queued = run_service.request_run(db_session(), pid, wait_for_stopping_s=run_service.STOPPING_RUN_WAIT_S)
     if queued:
         wake_runner()
     return _after_action(pid)

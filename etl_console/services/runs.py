@@ -1,6 +1,7 @@
 """Run requests and run history. Executing a run is the runner's job, not this module's."""
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import datetime
 
@@ -13,20 +14,32 @@ from .errors import RunNotFound
 from .pipelines import get_pipeline
 
 
-def request_run(session: Session, pipeline_id: uuid.UUID, trigger: str = "manual") -> tuple[Pipeline, bool]:
+# A paused run stops within a batch and a second: "pause, then run" waits this long for it.
+STOPPING_RUN_WAIT_S = 3.0
+
+
+def request_run(
+    session: Session, pipeline_id: uuid.UUID, trigger: str = "manual", wait_for_stopping_s: float = 0.0
+) -> tuple[Pipeline, bool]:
     """Queue a run and mark the pipeline RUNNING. Idempotent while a run is active.
 
     Returns the pipeline and whether a new run was queued. The row lock on the pipeline plus the
-    partial unique index on RUNNING runs make this safe across any number of processes.
+    partial unique index on RUNNING runs make this safe across any number of processes. A run that
+    a pause is stopping (at most a batch and a second) is waited for up to wait_for_stopping_s,
+    so "pause, then run" starts the new run instead of silently doing nothing.
     """
-    pipeline = get_pipeline(session, pipeline_id, for_update=True)
-    if pipeline.status == PipelineStatus.RUNNING:
-        session.rollback()
-        return pipeline, False
-    if active_run(session, pipeline.id) is not None:
-        # A paused run is still stopping at its batch boundary; it must finish first.
-        session.rollback()
-        return pipeline, False
+    deadline = time.monotonic() + wait_for_stopping_s
+    while True:
+        pipeline = get_pipeline(session, pipeline_id, for_update=True)
+        if pipeline.status == PipelineStatus.RUNNING:
+            session.rollback()
+            return pipeline, False
+        if active_run(session, pipeline.id) is None:
+            break
+        session.rollback()  # release the pipeline row: the stopping run must record its end
+        if time.monotonic() >= deadline:
+            return pipeline, False
+        time.sleep(0.1)
     pipeline.status = PipelineStatus.RUNNING
     session.add(PipelineRun(id=uuid.uuid4(), pipeline_id=pipeline.id, status=RunStatus.RUNNING, trigger=trigger))
     try:

@@ -83,3 +83,17 @@ def test_pause_before_a_runner_claims_the_run(client, create_pipeline, sql, app)
     assert run["rows_read"] == 0
     assert target_count(sql) == 0
     assert client.get(f"/api/v1/pipelines/{pipeline['id']}").get_json()["status"] == "PAUSED"
+
+
+def test_run_right_after_a_pause_starts_a_new_run_once_the_old_one_stops(client, create_pipeline, sql):
+    pipeline = create_pipeline(source_query=slow_film_query(100_000, 1000, 0.02), batch_size=1000)
+    client.post(f"/api/v1/pipelines/{pipeline['id']}/run")
+    wait_for(lambda: client.get(f"/api/v1/pipelines/{pipeline['id']}/runs").get_json()[0]["rows_read"] >= 2000,
+             message="the first run to make progress")
+    client.post(f"/api/v1/pipelines/{pipeline['id']}/pause")
+    again = client.post(f"/api/v1/pipelines/{pipeline['id']}/run")
+    assert again.status_code == 200 and again.get_json()["status"] == "RUNNING"
+    runs = client.get(f"/api/v1/pipelines/{pipeline['id']}/runs").get_json()
+    assert [r["status"] for r in runs] == ["RUNNING", "FAILED"]
+    assert "cancelled by a pause" in runs[1]["error_message"]
+    client.post(f"/api/v1/pipelines/{pipeline['id']}/pause")  # let the test end quickly
