@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from ..db.models import PipelineState, PipelineStateChange, PipelineStatus
 from .errors import PipelineBusy
 from .pipelines import get_pipeline
+from .runs import active_run
 
 HISTORY_LIMIT = 20
 
@@ -47,7 +48,8 @@ def get_state(session: Session, pipeline_id: uuid.UUID) -> StateView:
 def set_watermark(session: Session, pipeline_id: uuid.UUID, watermark: str | None, changed_by: str) -> StateView:
     """Set (or, with None, reset) the watermark. Refused while a run holds the pipeline."""
     pipeline = get_pipeline(session, pipeline_id, for_update=True)
-    if pipeline.status == PipelineStatus.RUNNING:
+    # A paused run that is still stopping holds the watermark row too: wait for it to end.
+    if pipeline.status == PipelineStatus.RUNNING or active_run(session, pipeline.id) is not None:
         session.rollback()
         raise PipelineBusy("Cannot change the state of a pipeline while it is RUNNING")
     state = session.scalars(

@@ -41,6 +41,9 @@ def test_state_is_refused_while_running(app, client, create_pipeline):
                      client.delete(f"/api/v1/pipelines/{pipeline['id']}/state")):
         assert response.status_code == 409
         assert response.get_json() == {"detail": "Cannot change the state of a pipeline while it is RUNNING"}
+    # Paused, but its run has not stopped yet (no runner here): the state is still refused.
+    client.post(f"/api/v1/pipelines/{pipeline['id']}/pause")
+    assert client.put(f"/api/v1/pipelines/{pipeline['id']}/state", json={"watermark": "x"}).status_code == 409
 
 
 def test_reconcile_finds_deleted_and_extra_rows(client, create_pipeline, run_to_end, sql):
