@@ -309,12 +309,7 @@ def reset_state(pipeline_id: str):
             busy_message=current.busy_message if current.busy else None,
         )
     panel = panels.reset_state(session, pipeline)
-    status = 409 if panel.error else 200
-    if _htmx():
-        return _inline(flask.render_template("console/_state.html", st=panel), status)
-    if panel.error:
-        return _pipeline_page(pid, status=status, state=panel)
-    return flask.redirect(flask.url_for(".pipeline", pipeline_id=pid) + "#state", 303)
+    return _panel_answer(pid, "state", panel, refused_status=409, template_name="st")
 
 
 @bp.post("/pipelines/<pipeline_id>/schedule")
@@ -323,12 +318,18 @@ def set_schedule(pipeline_id: str):
     form = flask.request.form
     typed = "" if form.get("action") == "clear" else form.get("schedule", "")
     panel = panels.set_schedule(db_session(), pid, typed)
-    status = 400 if panel.error else 200
+    return _panel_answer(pid, "schedule", panel, refused_status=400, template_name="sc")
+
+
+def _panel_answer(pid: uuid.UUID, name: str, panel, *, refused_status: int, template_name: str):
+    """A panel form's answer: the panel for htmx; without JavaScript the page (on a refusal, with
+    the panel showing why) or a redirect back to the panel (post/redirect/get)."""
+    status = refused_status if panel.error else 200
     if _htmx():
-        return _inline(flask.render_template("console/_schedule.html", sc=panel), status)
+        return _inline(flask.render_template(f"console/_{name}.html", **{template_name: panel}), status)
     if panel.error:
-        return _pipeline_page(pid, status=status, schedule=panel)
-    return flask.redirect(flask.url_for(".pipeline", pipeline_id=pid) + "#schedule", 303)
+        return _pipeline_page(pid, status=status, **{name: panel})
+    return flask.redirect(flask.url_for(".pipeline", pipeline_id=pid) + f"#{name}", 303)
 
 
 # run detail -------------------------------------------------------------------------------------
