@@ -5,11 +5,19 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
+
 from tests.console.conftest import counting_queries, seed_runs
 
 LIST_QUERIES = 1  # pipelines LEFT JOIN LATERAL (newest run)
 # the pipeline, its latest reconciliation, one history page, the chart's 30 runs (shared with page 1)
 PAGE_QUERIES = 4
+
+
+@pytest.fixture
+def app_overrides():
+    # No runner: these tests TRUNCATE mid-test, which would deadlock with a runner's claim query.
+    return {"START_RUNNER": False}
 
 
 def seed_pipelines(sql, count: int, runs_each: int) -> None:
