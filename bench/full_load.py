@@ -18,7 +18,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 
 import psycopg2
 
@@ -117,7 +116,7 @@ def run_runner(database_url: str, pipeline_name: str) -> dict:
 
 def prepare(url: str | None, films: int, ratings: int) -> str:
     from etl_console.config import Config
-    from etl_console.db.engine import Database, libpq_dsn, sqlalchemy_url
+    from etl_console.db.engine import Database, sqlalchemy_url
     from etl_console.db.migrate import upgrade
     from etl_console.services.demo import ensure_demo
     from etl_console.services.pipelines import create_pipeline

@@ -173,6 +173,16 @@ def create_pipeline(client):
     return create
 
 
+def finished_run(client, pipeline_id: str, timeout: float = 60.0, message: str = "the run to finish") -> dict:
+    """Wait until the pipeline's newest run is no longer RUNNING; return its JSON."""
+
+    def finished():
+        runs = client.get(f"/api/v1/pipelines/{pipeline_id}/runs").get_json()
+        return runs[0] if runs and runs[0]["status"] != "RUNNING" else None
+
+    return wait_for(finished, timeout=timeout, message=message)
+
+
 @pytest.fixture
 def run_to_end(client):
     """POST /run and wait until the run finishes; return the finished run's JSON."""
@@ -180,11 +190,6 @@ def run_to_end(client):
     def run(pipeline_id: str, timeout: float = 60.0):
         response = client.post(f"/api/v1/pipelines/{pipeline_id}/run")
         assert response.status_code == 200, response.get_data(as_text=True)
-
-        def finished():
-            runs = client.get(f"/api/v1/pipelines/{pipeline_id}/runs").get_json()
-            return runs[0] if runs and runs[0]["status"] != "RUNNING" else None
-
-        return wait_for(finished, timeout=timeout, message="the run to finish")
+        return finished_run(client, pipeline_id, timeout=timeout)
 
     return run

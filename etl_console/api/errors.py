@@ -7,7 +7,6 @@ import typing
 
 import flask
 import marshmallow as ma
-from webargs import core
 from webargs.flaskparser import FlaskParser, is_json_request
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import BadRequest, HTTPException, UnprocessableEntity

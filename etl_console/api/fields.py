@@ -184,15 +184,6 @@ class Literal(_PydanticField, ma.fields.String):
         return value
 
 
-class Uuid(_PydanticField, ma.fields.UUID):
-    type_error = ("uuid_type", "UUID input should be a string, bytes or UUID object")
-
-    def _deserialize(self, value, attr, data, **kwargs):
-        if not isinstance(value, str):
-            raise _fail(*self.type_error, value)
-        return parse_uuid(value)
-
-
 _HEX = frozenset("0123456789abcdefABCDEF")
 _GROUP_STARTS = (0, 9, 14, 19, 24)
 _GROUP_LENGTHS = (8, 4, 4, 4, 12)

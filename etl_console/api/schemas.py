@@ -75,10 +75,6 @@ class PipelineRunOutSchema(ma.Schema):
     error_message = ma.fields.String(allow_none=True)
 
 
-class PipelinePathSchema(ma.Schema):
-    pipeline_id = fields.Uuid(required=True)
-
-
 class RunsQuerySchema(_Input):
     limit = fields.Integer(load_default=50, ge=1, le=500)
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import fcntl
 import logging
-import os
 from pathlib import Path
 
 EMBEDDED_DATABASE = "etl_console"
@@ -66,16 +65,3 @@ def _ensure_database(admin_uri: str, name: str) -> None:
 def _sqlalchemy_url(libpq_uri: str) -> str:
     # libpq form postgresql://postgres:@/db?host=/socket -> SQLAlchemy's psycopg2 dialect URL
     return libpq_uri.replace("postgresql://", "postgresql+psycopg2://", 1)
-
-
-def server_pid(data_dir: str) -> int | None:
-    pid_file = Path(data_dir).expanduser().resolve() / "pgdata" / "postmaster.pid"
-    try:
-        pid = int(pid_file.read_text().split("\n", 1)[0])
-    except (OSError, ValueError):
-        return None
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        return None
-    return pid

@@ -5,7 +5,7 @@ import uuid
 from datetime import datetime
 from typing import Any, Iterable
 
-from sqlalchemy import func, select, text, tuple_, update
+from sqlalchemy import select, text, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -132,10 +132,6 @@ def pause_pipeline(session: Session, pipeline_id: uuid.UUID) -> Pipeline:
     pipeline.status = PipelineStatus.PAUSED
     session.commit()
     return pipeline
-
-
-def count_pipelines(session: Session) -> int:
-    return session.scalar(select(func.count()).select_from(Pipeline)) or 0
 
 
 def _check(

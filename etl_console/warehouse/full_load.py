@@ -19,7 +19,6 @@ from .. import failpoints
 from .copy_pipe import SourceFailed, copy_pipe
 from .source import describe, open_read_only, source_error
 from .target import (
-    LoadError,
     check_columns,
     drop_indexes,
     droppable_indexes,

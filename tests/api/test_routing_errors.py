@@ -7,7 +7,7 @@ import uuid
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from .conftest import BASE, UNKNOWN_ID, body_of, detail_of
+from .conftest import BASE, UNKNOWN_ID, detail_of
 
 # Every pipeline endpoint: (method, path under BASE with {id}, body).
 ENDPOINTS = [

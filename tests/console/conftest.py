@@ -117,3 +117,10 @@ def artifacts() -> str:
     path = os.path.abspath(ARTIFACTS)
     os.makedirs(path, exist_ok=True)
     return path
+
+
+HX = {"HX-Request": "true"}  # what htmx sends, so views answer with a fragment
+
+
+def text(response) -> str:
+    return response.get_data(as_text=True)

@@ -9,13 +9,9 @@ import uuid
 import pytest
 
 from tests.conftest import wait_for
-from tests.console.conftest import seed_runs
-
-HX = {"HX-Request": "true"}
+from tests.console.conftest import HX, seed_runs, text
 
 
-def text(response) -> str:
-    return response.get_data(as_text=True)
 
 
 def row_ids(html: str) -> list[str]:

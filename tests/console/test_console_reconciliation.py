@@ -7,13 +7,9 @@ import json
 import re
 
 from tests.conftest import FILM_DIM_QUERY, wait_for
-from tests.console.conftest import counting_queries
-
-HX = {"HX-Request": "true"}
+from tests.console.conftest import HX, counting_queries, text
 
 
-def text(response) -> str:
-    return response.get_data(as_text=True)
 
 
 def panel(html: str) -> str:

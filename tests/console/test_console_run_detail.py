@@ -9,13 +9,9 @@ import uuid
 import pytest
 
 from tests.conftest import wait_for
-from tests.console.conftest import counting_queries
-
-HX = {"HX-Request": "true"}
+from tests.console.conftest import HX, counting_queries, text
 
 
-def text(response) -> str:
-    return response.get_data(as_text=True)
 
 
 def fields(html: str) -> dict[str, str]:

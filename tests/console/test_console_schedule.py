@@ -7,18 +7,14 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from tests.console.conftest import counting_queries
+from tests.console.conftest import HX, counting_queries, text
 
-HX = {"HX-Request": "true"}
 
 
 @pytest.fixture
 def app_overrides():
     return {"START_RUNNER": False}  # nothing here runs a pipeline
 
-
-def text(response) -> str:
-    return response.get_data(as_text=True)
 
 
 def schedule_section(html: str) -> str:

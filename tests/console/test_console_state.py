@@ -5,15 +5,11 @@ from __future__ import annotations
 import html as html_lib
 import re
 
-from tests.console.conftest import counting_queries
+from tests.console.conftest import HX, counting_queries, text
 
-HX = {"HX-Request": "true"}
 INCREMENTAL_QUERY = "SELECT id AS film_id, title, rating, modified FROM content.film_work"
 RUNNING_MESSAGE = "Cannot change the state of a pipeline while it is RUNNING"
 
-
-def text(response) -> str:
-    return response.get_data(as_text=True)
 
 
 def state_section(html: str) -> str:

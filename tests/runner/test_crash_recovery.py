@@ -2,17 +2,16 @@
 back after its lease expired cannot commit."""
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
 
 from etl_console.runner.runner import Runner
 from tests.conftest import wait_for
-from tests.runner.helpers import film_rows_query, slow_film_query, target_count
+from tests.runner import helpers
+from tests.runner.helpers import film_rows_query, slow_film_query
 
 LEASE_S = 2.0
 
@@ -23,19 +22,7 @@ def app_overrides():
 
 
 def start_worker(database_url: str) -> subprocess.Popen:
-    env = dict(
-        os.environ,
-        ETL_DATABASE_URL=database_url,
-        ETL_RUN_LEASE_S=str(LEASE_S),
-        ETL_HEARTBEAT_S="0.2",
-        ETL_POLL_S="0.2",
-    )
-    return subprocess.Popen(
-        [sys.executable, "-c", "from etl_console.cli import main; main()", "worker"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    return helpers.start_worker(database_url, run_lease_s=str(LEASE_S), heartbeat_s="0.2", poll_s="0.2")
 
 
 def latest_run(client, pipeline_id):
@@ -72,16 +59,13 @@ def test_sigkill_mid_run_keeps_target_and_run_is_reaped(app, client, create_pipe
     assert sql("SELECT film_id, title FROM analytics.film_dim ORDER BY film_id") == seeded
     assert latest_run(client, slow["id"])["status"] == "RUNNING"  # until a runner reaps it
 
-    state = app.extensions["etl"]
-    reaper = Runner(state.database, state.config)
-    reaped = wait_for(lambda: reaper.reap(), timeout=LEASE_S + 5, interval=0.2, message="the reaper")
+    reaped = helpers.reap_lost_runs(app, timeout=LEASE_S + 5)
     assert reaped == 1
     run = latest_run(client, slow["id"])
     assert run["status"] == "FAILED" and run["finished_at"] is not None
     assert run["error_message"].startswith("Worker lost: no heartbeat since 20")
     assert client.get(f"/api/v1/pipelines/{slow['id']}").get_json()["status"] == "FAILED"
     assert sql("SELECT film_id, title FROM analytics.film_dim ORDER BY film_id") == seeded
-    reaper.engine.dispose()
 
 
 def test_worker_resumed_after_its_lease_expired_cannot_commit(app, client, create_pipeline, sql, database_url, seeded):
@@ -91,10 +75,7 @@ def test_worker_resumed_after_its_lease_expired_cannot_commit(app, client, creat
         client.post(f"/api/v1/pipelines/{slow['id']}/run")
         wait_for(lambda: latest_run(client, slow["id"])["rows_read"] >= 2000, message="the worker to stream rows")
         worker.send_signal(signal.SIGSTOP)
-        state = app.extensions["etl"]
-        reaper = Runner(state.database, state.config)
-        wait_for(lambda: reaper.reap(), timeout=LEASE_S + 5, interval=0.2, message="the reaper")
-        reaper.engine.dispose()
+        helpers.reap_lost_runs(app, timeout=LEASE_S + 5)
         lost = latest_run(client, slow["id"])
         assert lost["status"] == "FAILED"
         worker.send_signal(signal.SIGCONT)

@@ -115,7 +115,7 @@ def source_role(sql):
 
 def test_source_role_limits_what_user_sql_can_read(source_role, database_url, sql, clean_database):
     """ETL_SOURCE_ROLE: the query runs with that role's privileges; the load keeps the service's."""
-    from tests.conftest import make_app, wait_for
+    from tests.conftest import finished_run, make_app
 
     app = make_app(database_url, source_role=source_role)
     client = app.test_client()
@@ -129,8 +129,7 @@ def test_source_role_limits_what_user_sql_can_read(source_role, database_url, sq
 
         def finish(pipeline):
             client.post(f"/api/v1/pipelines/{pipeline['id']}/run")
-            return wait_for(lambda: (r := client.get(f"/api/v1/pipelines/{pipeline['id']}/runs").get_json()[0])
-                            ["status"] != "RUNNING" and r, message="the run")
+            return finished_run(client, pipeline["id"])
 
         assert finish(allowed)["status"] == "SUCCESS"
         failed = finish(denied)

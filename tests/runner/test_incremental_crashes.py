@@ -2,14 +2,11 @@
 target and the watermark end as one clean run leaves them; no duplicates, no gaps."""
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
 
 from etl_console.runner.runner import Runner
-from tests.conftest import wait_for
+from tests.conftest import finished_run
+from tests.runner.helpers import reap_lost_runs, start_worker
 from tests.runner.test_incremental import SOURCE, assert_target_equals_full_load, change_source, film_inc, watermark
 
 __all__ = ["film_inc"]  # the fixture, imported for use here
@@ -33,8 +30,7 @@ def test_crash_at_each_step_then_rerun_equals_a_clean_run(crash_point, film_inc,
     def run_in_process():
         client.post(f"/api/v1/pipelines/{pipeline['id']}/run")
         runner.wake()
-        return wait_for(lambda: (r := client.get(f"/api/v1/pipelines/{pipeline['id']}/runs").get_json()[0])
-                        ["status"] != "RUNNING" and r, message="the run")
+        return finished_run(client, pipeline["id"])
 
     try:
         assert run_in_process()["status"] == "SUCCESS"
@@ -42,15 +38,10 @@ def test_crash_at_each_step_then_rerun_equals_a_clean_run(crash_point, film_inc,
         change_source(sql)
         old_watermark = watermark(sql, pipeline["id"])
 
-        env = dict(os.environ, ETL_DATABASE_URL=database_url, ETL_FAILPOINT=crash_point, ETL_POLL_S="0.1",
-                   ETL_HEARTBEAT_S="0.1", ETL_RUN_LEASE_S="1")
         client.post(f"/api/v1/pipelines/{pipeline['id']}/run")
-        worker = subprocess.Popen([sys.executable, "-c", "from etl_console.cli import main; main()", "worker"],
-                                  env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        worker = start_worker(database_url, failpoint=crash_point, poll_s="0.1", heartbeat_s="0.1", run_lease_s="1")
         assert worker.wait(60) == 86  # died at the crash point
-        reaper = Runner(state.database, state.config)
-        wait_for(lambda: reaper.reap(), timeout=10, interval=0.2, message="the lost run to be reaped")
-        reaper.engine.dispose()
+        reap_lost_runs(app, timeout=10)
         if crash_point != "run.after_target_commit":
             assert watermark(sql, pipeline["id"]) == old_watermark  # nothing of the crashed run landed
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import time
 
-from tests.conftest import wait_for
+from tests.conftest import finished_run, wait_for
 from tests.runner.helpers import film_rows_query, slow_film_query, target_count
 
 
@@ -23,11 +23,7 @@ def test_pause_mid_run_keeps_previous_target_and_fails_the_run(client, create_pi
     assert response.status_code == 200
     assert response.get_json()["status"] == "PAUSED"
 
-    def finished():
-        run = client.get(f"/api/v1/pipelines/{slow['id']}/runs").get_json()[0]
-        return run if run["status"] != "RUNNING" else None
-
-    run = wait_for(finished, timeout=10, message="the paused run to stop")
+    run = finished_run(client, slow["id"], timeout=10, message="the paused run to stop")
     # One batch takes ~20 ms here, so "within one batch plus a second" is about a second.
     assert time.monotonic() - paused_at < 2.5
     assert run["status"] == "FAILED"
@@ -49,11 +45,7 @@ def test_pause_interrupts_a_source_that_produces_no_rows(client, create_pipeline
     paused_at = time.monotonic()
     client.post(f"/api/v1/pipelines/{pipeline['id']}/pause")
 
-    def finished():
-        run = client.get(f"/api/v1/pipelines/{pipeline['id']}/runs").get_json()[0]
-        return run if run["status"] != "RUNNING" else None
-
-    run = wait_for(finished, timeout=10, message="the paused run to stop")
+    run = finished_run(client, pipeline["id"], timeout=10, message="the paused run to stop")
     assert time.monotonic() - paused_at < 3
     assert "cancelled by a pause" in run["error_message"]
     assert target_count(sql) == 0
@@ -72,11 +64,7 @@ def test_pause_before_a_runner_claims_the_run(client, create_pipeline, sql, app)
     state = app.extensions["etl"]
     late_runner = Runner(state.database, state.config).start()
     try:
-        def finished():
-            run = client.get(f"/api/v1/pipelines/{pipeline['id']}/runs").get_json()[0]
-            return run if run["status"] != "RUNNING" else None
-
-        run = wait_for(finished, message="the queued run to be cancelled")
+        run = finished_run(client, pipeline["id"], message="the queued run to be cancelled")
     finally:
         late_runner.stop()
     assert run["status"] == "FAILED" and "cancelled by a pause" in run["error_message"]
