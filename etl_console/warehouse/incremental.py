@@ -62,12 +62,15 @@ class IncrementalLoad(Load):
             cursor.execute(
                 sql.SQL("ALTER TABLE etl_incoming ADD COLUMN {} " + key.type_name).format(sql.Identifier(key.name))
             )
-        copy_out = f"COPY (SELECT * FROM (\n{self.query}\n) AS etl_source"
+        # Composed, not mogrified: the query and the key may contain '%', which a template would misread.
+        since = sql.SQL("")
         if old_watermark is not None:
-            copy_out += source_cursor.mogrify(
-                f" WHERE {_quote(self.incremental_key)} >= %s::{key.type_name}", (old_watermark,)
-            ).decode()
-        copy_out += ") TO STDOUT"
+            since = sql.SQL(" WHERE {} >= {}::{}").format(
+                sql.Identifier(self.incremental_key), sql.Literal(old_watermark), sql.SQL(key.type_name)
+            )
+        copy_out = sql.SQL("COPY (SELECT * FROM (\n{}\n) AS etl_source{}) TO STDOUT").format(
+            sql.SQL(self.query), since
+        ).as_string(source_cursor)
         copy_in = sql.SQL("COPY etl_incoming ({}) FROM STDIN").format(
             sql.SQL(", ").join(map(sql.Identifier, names))
         ).as_string(target)
@@ -147,7 +150,3 @@ class IncrementalLoad(Load):
             "VALUES (%s, %s, %s, 'run', %s)",
             (str(self.pipeline_id), old, new, str(self.run_id)),
         )
-
-
-def _quote(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'

@@ -73,3 +73,15 @@ def test_incremental_needs_a_key_and_a_target_with_a_primary_key(client, sql):
             "target_table 'analytics.film_rating_agg' has no primary key; incremental mode upserts on it")
     finally:
         sql("ALTER TABLE analytics.film_rating_agg ADD PRIMARY KEY (film_id)")
+
+
+def test_a_key_with_a_percent_sign_works_on_every_run(film_inc, create_pipeline, run_to_end, sql):
+    """Identifiers are composed, never pasted into a %-template (the second run once failed with IndexError)."""
+    query = 'SELECT id AS film_id, title, rating, modified AS "mod%s%%" FROM content.film_inc'
+    pipeline = create_pipeline(mode="incremental", incremental_key="mod%s%%", source_query=query)
+    assert run_to_end(pipeline["id"])["status"] == "SUCCESS"
+    change_source(sql, inserted=5, updated=3)
+    second = run_to_end(pipeline["id"])
+    assert second["status"] == "SUCCESS", second["error_message"]
+    assert second["rows_written"] == 8
+    assert_target_equals_full_load(sql)
