@@ -37,6 +37,7 @@ class RunExecution:
         self.active = active
         self.timings: dict[str, float] = {}
         self.started = time.monotonic()  # for etl_run_duration_seconds
+        self.details: dict = {}  # what the load reports for the run's details (gates, publish)
 
     # LoadHooks -------------------------------------------------------------------------------
     def bind_interrupt(self, interrupt: Callable[[], None]) -> None:
@@ -46,8 +47,18 @@ class RunExecution:
         self.active.rows_read, self.active.rows_written = rows_read, rows_written
         self._raise_if_cancelled()
 
-    def commit(self, commit_target: Callable[[], None], timings: dict[str, float]) -> None:
+    def on_progress(self, rows_read: int, rows_written: int) -> None:
+        self.active.rows_read, self.active.rows_written = rows_read, rows_written
+
+    def report(self, details: dict, persist: bool = False) -> None:
+        self.details.update(details)
+        if persist:  # e.g. "waiting to publish": shown on the run while it is still RUNNING
+            with self.runner.engine.begin() as conn:
+                queries.add_run_details(conn, self.claimed.run_id, details)
+
+    def commit(self, commit_target: Callable[[], None], timings: dict[str, float], details: dict | None = None) -> None:
         self.timings.update(timings)
+        self.details.update(details or {})
         runner = self.runner
         with runner.engine.begin() as conn:
             ours, cancel = queries.lock_owned_run(conn, self.claimed.run_id, runner.worker_id)
@@ -66,7 +77,7 @@ class RunExecution:
                 succeeded=True,
                 rows_read=self.active.rows_read,
                 rows_written=self.active.rows_written,
-                details={"timings": self.timings, "batch_size": self.claimed.config["batch_size"],
+                details={**self.details, "timings": self.timings, "batch_size": self.claimed.config["batch_size"],
                          "mode": self.claimed.config.get("mode", "full")},
             )
 
@@ -111,6 +122,7 @@ class RunExecution:
             batch_size=config["batch_size"],
             statement_timeout_s=settings.statement_timeout_s,
             source_role=settings.source_role,
+            checks=config.get("checks") or {},
         )
         if config.get("mode") == "incremental":
             if not config.get("incremental_key"):
@@ -123,7 +135,7 @@ class RunExecution:
                 pipeline_id=self.claimed.pipeline_id,
                 run_id=self.claimed.run_id,
             )
-        return FullLoad(**common)
+        return FullLoad(**common, run_id=self.claimed.run_id)
 
     def _record_reconciliation(self, config: dict) -> None:
         """After a success: compare source and target over the key and keep the counts on the run."""
@@ -169,7 +181,7 @@ class RunExecution:
                     rows_read=self.active.rows_read,
                     rows_written=0,  # the target transaction rolled back: nothing was written
                     error_message=message,
-                    details={"timings": self.timings},
+                    details={**self.details, "timings": self.timings},
                     pipeline_status=pipeline_status,
                 )
             if recorded:

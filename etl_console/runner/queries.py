@@ -41,7 +41,8 @@ def claim_run(conn: Connection, worker_id: str) -> ClaimedRun | None:
                     SELECT jsonb_build_object(
                         'name', p.name, 'type', p.type, 'mode', p.mode, 'target_table', p.target_table,
                         'batch_size', p.batch_size, 'source_query', p.source_query,
-                        'incremental_key', p.incremental_key)
+                        'incremental_key', p.incremental_key,
+                        'checks', (SELECT c.checks FROM etl_pipeline_checks c WHERE c.pipeline_id = p.id))
                     FROM etl_pipelines p WHERE p.id = r.pipeline_id)
             FROM next WHERE r.id = next.id
             RETURNING r.id, r.pipeline_id, r.cancel_requested, r.config_snapshot

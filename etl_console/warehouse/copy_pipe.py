@@ -4,14 +4,20 @@ COPY TO STDOUT writes into an OS pipe from a pump thread; COPY FROM STDIN reads 
 large chunks. Python never touches individual rows: rows are counted with bytes.count(b"\\n"),
 which is exact for COPY's text format (every row ends in one newline; newlines inside values are
 escaped). Memory stays at the pipe's and the chunk's size whatever the row count.
+
+Progress for slow sources: the pump's buffered writer is also flushed every PROGRESS_S by a small
+timer, so rows that trickle in reach the reader (and its row count) within that time instead of
+waiting for 256 KiB; a fast source fills the buffer long before the timer and is unaffected.
 """
 from __future__ import annotations
 
 import os
 import threading
+import time
 from typing import Callable
 
 CHUNK_BYTES = 1 << 18
+PROGRESS_S = 0.25  # rows that arrived are counted, and reported, within about this long
 
 
 class SourceFailed(Exception):
@@ -25,11 +31,14 @@ class SourceFailed(Exception):
 class _CountingReader:
     """The file object COPY FROM reads; calls on_boundary each time a batch boundary is passed."""
 
-    def __init__(self, stream, batch_size: int, on_boundary: Callable[[int], None], pump) -> None:
+    def __init__(self, stream, batch_size: int, on_boundary: Callable[[int], None], pump,
+                 on_progress: Callable[[int], None] | None = None) -> None:
         self._stream = stream
         self._batch_size = batch_size
         self._next_boundary = batch_size
         self._on_boundary = on_boundary
+        self._on_progress = on_progress
+        self._reported_at = time.monotonic()
         self._pump = pump
         self.rows = 0
         self.error: BaseException | None = None  # psycopg2 wraps errors raised in read(); keep ours
@@ -51,6 +60,10 @@ class _CountingReader:
             boundary = self.rows - self.rows % self._batch_size
             self._next_boundary = boundary + self._batch_size
             self._on_boundary(boundary)
+            self._reported_at = time.monotonic()
+        elif self._on_progress is not None and time.monotonic() - self._reported_at >= PROGRESS_S:
+            self._reported_at = time.monotonic()
+            self._on_progress(self.rows)
         return chunk
 
     readline = read  # psycopg2 only calls read(); readline keeps file-likeness checks happy
@@ -66,11 +79,16 @@ class _Pump(threading.Thread):
 
     def run(self) -> None:
         writer = os.fdopen(self._write_fd, "wb", buffering=CHUNK_BYTES)
+        done = threading.Event()
+        flusher = threading.Thread(target=_flush_every, args=(writer, done), name="etl-copy-flush", daemon=True)
+        flusher.start()
         try:
             self._cursor.copy_expert(self._sql, writer)
         except BaseException as error:  # noqa: BLE001 - handed to the reading side
             self.error = error
         finally:
+            done.set()
+            flusher.join()
             try:
                 writer.close()
             except OSError:
@@ -82,6 +100,15 @@ class _Pump(threading.Thread):
             raise SourceFailed(self.error)
 
 
+def _flush_every(writer, done: threading.Event) -> None:
+    """BufferedWriter serialises write() and flush() on its own lock, so this is safe beside the pump."""
+    while not done.wait(PROGRESS_S):
+        try:
+            writer.flush()
+        except (OSError, ValueError):  # the reader closed the pipe, or the writer is closed
+            return
+
+
 def copy_pipe(
     source_cursor,
     copy_out_sql: str,
@@ -90,12 +117,13 @@ def copy_pipe(
     batch_size: int,
     on_boundary: Callable[[int], None],
     cancel_source: Callable[[], None],
+    on_progress: Callable[[int], None] | None = None,
 ) -> int:
     """Run the pipe to the end and return the rows COPY FROM reports; re-raises either side's error."""
     read_fd, write_fd = os.pipe()
     pump = _Pump(source_cursor, copy_out_sql, write_fd)
     stream = os.fdopen(read_fd, "rb", buffering=CHUNK_BYTES)
-    reader = _CountingReader(stream, batch_size, on_boundary, pump)
+    reader = _CountingReader(stream, batch_size, on_boundary, pump, on_progress)
     pump.start()
     try:
         target_cursor.copy_expert(copy_in_sql, reader, size=CHUNK_BYTES)

@@ -1,13 +1,20 @@
-"""Atomic full reload of a target table from a user's source query.
+"""Full reload of a target table from a user's source query: build a shadow, gate it, publish it.
 
-One target transaction: lock the target, set its indexes aside, TRUNCATE, COPY-pipe the source in,
-rebuild the indexes, commit. Readers see the old rows until the commit and the new rows after it,
-never an empty or partial table; a failure, a pause or a killed process rolls everything back,
-indexes included. Views, grants, triggers and constraints stay because the table itself stays.
+1. Build: in one target transaction, create the shadow (the target's columns, defaults, NOT NULL
+   and CHECK constraints; no indexes), COPY-pipe the source into it, build the target's indexes on
+   it (a duplicate key fails here), and commit. Readers and writers of the target are untouched.
+2. Gates: the pipeline's quality gates run over the shadow (warehouse.gates).
+3. Publish, inside the run's commit fence (hooks.commit): the rename exchange when nothing is bound
+   to the target's OID, else the row exchange (warehouse.publish). Its lock is taken with a short
+   lock_timeout and retried with backoff, so readers never queue behind a waiting publish.
+A pause, a failure or a lost lease before the publish leaves the target as it was; the shadow is
+dropped on the way out, or, if the process was killed, by the next load's sweep.
 """
 from __future__ import annotations
 
+import logging
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
@@ -17,15 +24,13 @@ from psycopg2 import sql
 
 from .. import failpoints
 from .copy_pipe import SourceFailed, copy_pipe
+from .gates import GateFailed, builtin_gates, run_assertions
+from .publish import ROWS, RENAME, ExchangeRefused, PublishReport, exchange_by_rename, exchange_rows, oid_dependents, wait_for_lock
+from .shadow import Shadow, build_indexes, create_shadow, drop_shadow, grant_read, revoke_read, sweep_orphans, target_indexes
 from .source import describe, open_read_only, source_error
-from .target import (
-    check_columns,
-    drop_indexes,
-    droppable_indexes,
-    restore_indexes,
-    table_identifier,
-    target_columns,
-)
+from .target import LoadError, check_columns, table_identifier, target_columns
+
+log = logging.getLogger(__name__)
 
 
 class LoadCancelled(Exception):
@@ -40,7 +45,13 @@ class LoadHooks(Protocol):
     def on_batch(self, rows_read: int, rows_written: int) -> None:
         """Called at every batch boundary; may raise LoadCancelled."""
 
-    def commit(self, commit_target: Callable[[], None], timings: dict[str, float]) -> None:
+    def on_progress(self, rows_read: int, rows_written: int) -> None:
+        """Called at least every second while rows arrive, between boundaries; never cancels."""
+
+    def report(self, details: dict, persist: bool = False) -> None:
+        """Facts for the run's details (gates, publish); persist=True shows them while RUNNING."""
+
+    def commit(self, commit_target: Callable[[], None], timings: dict[str, float], details: dict | None = None) -> None:
         """Commit the target through commit_target, or raise to veto (lost lease, late pause).
 
         The hook holds whatever fence it needs (the run's row lock) around the call."""
@@ -65,6 +76,7 @@ class Load:
     statement_timeout_s: float
     lock_timeout_s: float = field(default=60.0, kw_only=True)
     source_role: str | None = field(default=None, kw_only=True)
+    checks: dict = field(default_factory=dict, kw_only=True)  # quality gates (warehouse.gates)
 
     def run(self, hooks: LoadHooks) -> LoadResult:
         source = psycopg2.connect(self.source_dsn, application_name="etl-console source")
@@ -85,26 +97,63 @@ class Load:
         return cursor
 
 
+def _progress(hooks, written: bool):
+    """The copy pipe's between-boundaries progress callback for these hooks (if they take it)."""
+    on_progress = getattr(hooks, "on_progress", None)
+    if on_progress is None:
+        return None
+    return (lambda rows: on_progress(rows, rows)) if written else (lambda rows: on_progress(rows, 0))
+
+
+def report(hooks, details: dict, persist: bool = False) -> None:
+    reporter = getattr(hooks, "report", None)
+    if reporter is not None:
+        reporter(details, persist)
+
+
 @dataclass(frozen=True)
 class FullLoad(Load):
+    run_id: uuid.UUID = field(default_factory=uuid.uuid4, kw_only=True)  # names the shadow
+    publish_lock_timeout_s: float = field(default=0.05, kw_only=True)  # the most a reader queues behind us
+    publish_give_up_s: float = field(default=600.0, kw_only=True)
+
     def _run(self, source, target, hooks: LoadHooks) -> LoadResult:
         timings: dict[str, float] = {}
         started = time.monotonic()
+        try:
+            sweep_orphans(target)
+        except psycopg2.Error:  # cleaning up after someone else must not fail this load
+            target.rollback()
+            log.warning("sweeping orphan shadows failed", exc_info=True)
         source_cursor = open_read_only(source, self.statement_timeout_s, self.source_role)
         source_columns = [column.name for column in describe(source_cursor, self.query)]
+        source_cursor.execute("SELECT current_user")
+        source_user = source_cursor.fetchone()[0]
 
         cursor = self._target_cursor(target)
-        check_columns(self.target_table, source_columns, target_columns(cursor, self.target_table))
-        table = table_identifier(self.target_table)
-        cursor.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(table))
-        indexes = droppable_indexes(cursor, self.target_table)
-        drop_indexes(cursor, self.target_table, indexes)
-        self._empty_target(cursor, table)
+        columns = target_columns(cursor, self.target_table)
+        check_columns(self.target_table, source_columns, columns)
+        dependents = oid_dependents(cursor, self.target_table)
+        shadow = create_shadow(cursor, self.target_table, self.run_id)
+        try:
+            return self._build_gate_publish(source, source_cursor, target, cursor, hooks, shadow, source_columns,
+                                            [c.name for c in columns], source_user, dependents, timings, started)
+        finally:
+            self._discard(target, shadow)
+
+    def _build_gate_publish(self, source, source_cursor, target, cursor, hooks, shadow: Shadow, source_columns,
+                            target_column_names, source_user, dependents, timings, started) -> LoadResult:
+        method = ROWS if dependents else RENAME
+        indexes = target_indexes(cursor, self.target_table, shadow)
+        if method == ROWS:
+            # The row exchange writes into the target's own indexes; on the shadow only unique ones
+            # are worth building, to refuse duplicate keys before the publish.
+            indexes = [index for index in indexes if index.unique]
         timings["prepare_s"] = time.monotonic() - started
 
         copy_started = time.monotonic()
         columns = sql.SQL(", ").join(sql.Identifier(name) for name in source_columns)
-        copy_in = sql.SQL("COPY {} ({}) FROM STDIN").format(table, columns).as_string(target)
+        copy_in = sql.SQL("COPY {} ({}) FROM STDIN").format(shadow.identifier, columns).as_string(target)
         copy_out = f"COPY (\n{self.query}\n) TO STDOUT"
         try:
             rows = copy_pipe(
@@ -115,27 +164,136 @@ class FullLoad(Load):
                 self.batch_size,
                 on_boundary=lambda boundary: hooks.on_batch(boundary, boundary),
                 cancel_source=source.cancel,
+                on_progress=_progress(hooks, written=True),
             )
         except SourceFailed as failure:
             raise source_error(failure.error) from None
+        source_cursor.execute("COMMIT")
         timings["copy_s"] = time.monotonic() - copy_started
         hooks.on_batch(rows, rows)
 
         index_started = time.monotonic()
-        restore_indexes(cursor, self.target_table, indexes)
+        self._build_indexes(cursor, indexes)
+        if method == RENAME:
+            cursor.execute(sql.SQL("ANALYZE {}").format(shadow.identifier))  # its statistics move with it
         timings["index_s"] = time.monotonic() - index_started
-        failpoints.hit("full.before_commit")
-        source_cursor.execute("COMMIT")
-        timings["total_s"] = time.monotonic() - started
-        hooks.commit(target.commit, timings)
+        target.commit()  # the shadow is built; the target has not been touched
+        failpoints.hit("full.before_publish")
+        hooks.on_batch(rows, rows)
+
+        gates_started = time.monotonic()
+        self._gate(source, target, shadow, rows, target_column_names, source_user, hooks)
+        timings["gates_s"] = time.monotonic() - gates_started
+        hooks.on_batch(rows, rows)
+
+        publish = self._publish(target, hooks, shadow, indexes, source_columns, method, dependents, rows, timings,
+                                started)
+        if publish.method == ROWS:
+            self._analyze(target)
         return LoadResult(rows, rows, timings)
 
-    @staticmethod
-    def _empty_target(cursor, table: sql.Composable) -> None:
-        cursor.execute("SAVEPOINT etl_truncate")
+    def _build_indexes(self, cursor, indexes) -> None:
         try:
-            cursor.execute(sql.SQL("TRUNCATE {}").format(table))
-        except pg_errors.FeatureNotSupported:
-            # Referenced by a foreign key elsewhere: DELETE keeps that key checked.
-            cursor.execute("ROLLBACK TO SAVEPOINT etl_truncate")
-            cursor.execute(sql.SQL("DELETE FROM {}").format(table))
+            build_indexes(cursor, indexes)
+        except pg_errors.UniqueViolation as error:
+            index = next((i for i in indexes if i.shadow_name in str(error)), None)
+            name = index.target_name if index else "a unique index"
+            detail = error.diag.message_detail or ""
+            raise LoadError(
+                f"the source query returns duplicate keys for the target ({name} of {self.target_table}): {detail}"
+            ) from None
+
+    def _gate(self, source, target, shadow: Shadow, rows: int, target_column_names, source_user, hooks) -> None:
+        checks = self.checks or {}
+        cursor = target.cursor()
+
+        def current_rows() -> int:
+            cursor.execute(sql.SQL("SELECT count(*) FROM {}").format(table_identifier(self.target_table)))
+            return cursor.fetchone()[0]
+
+        results = builtin_gates(cursor, shadow.identifier, rows, checks, target_column_names, current_rows)
+        target.commit()
+        assertions = checks.get("assertions") or []
+        if assertions:
+            results += self._run_assertions(source, target, shadow, source_user, assertions)
+        report(hooks, {"gates": [result.as_dict() for result in results]})
+        if any(not result.passed for result in results):
+            raise GateFailed(results)
+
+    def _run_assertions(self, source, target, shadow: Shadow, source_user: str, assertions) -> list:
+        """User SQL runs as the source login, which may read the shadow only while it runs."""
+        cursor = target.cursor()
+        granted = grant_read(cursor, shadow, source_user)
+        target.commit()
+        try:
+            source_cursor = open_read_only(source, self.statement_timeout_s, self.source_role)
+            try:
+                return run_assertions(source_cursor, shadow.identifier, assertions)
+            finally:
+                source_cursor.execute("ROLLBACK")
+        finally:
+            if granted:
+                revoke_read(cursor, shadow, source_user)
+                target.commit()
+
+    def _publish(self, target, hooks, shadow: Shadow, indexes, source_columns, method, dependents, rows, timings,
+                 started) -> PublishReport:
+        publish = PublishReport(method, list(dependents))
+
+        def waiting(attempt: int, waited: float, holders: list[str]) -> None:
+            publish.attempts, publish.waited_s = attempt, waited
+            report(hooks, {"publish": {**publish.as_dict(), "state": "waiting", "holders": holders}}, persist=True)
+            hooks.on_batch(rows, rows)  # a pause while we wait stops the run here
+
+        while True:
+            mode = "ACCESS EXCLUSIVE" if publish.method == RENAME else "EXCLUSIVE"
+            attempts, waited = wait_for_lock(target, self.target_table, mode, self.publish_lock_timeout_s,
+                                             self.publish_give_up_s, waiting)
+            publish.attempts += attempts
+            publish.waited_s += waited
+            locked_at = time.monotonic()
+            cursor = target.cursor()
+            if publish.method == RENAME:
+                late = oid_dependents(cursor, self.target_table)  # created while we were building?
+                try:
+                    if late:
+                        raise ExchangeRefused(f"now bound to the target: {', '.join(late)}")
+                    exchange_by_rename(cursor, shadow, indexes, self.target_table)
+                except (ExchangeRefused, psycopg2.Error) as refused:
+                    target.rollback()
+                    log.warning("rename exchange of %s refused, exchanging rows: %s", self.target_table, refused)
+                    publish.method = ROWS
+                    publish.reasons = late or [f"rename exchange refused: {str(refused).strip().splitlines()[0]}"]
+                    continue
+            else:
+                publish.rows = exchange_rows(cursor, shadow, self.target_table, source_columns)
+            failpoints.hit("full.before_commit")
+            timings["publish_wait_s"] = publish.waited_s
+            timings["total_s"] = time.monotonic() - started
+            details = {"publish": {**publish.as_dict(), "state": "published"}}
+
+            def commit_and_measure() -> None:
+                target.commit()
+                publish.locked_s = time.monotonic() - locked_at
+                details["publish"]["locked_ms"] = round(publish.locked_s * 1000, 2)  # recorded after this
+
+            hooks.commit(commit_and_measure, timings, details)
+            return publish
+
+    def _analyze(self, target) -> None:
+        try:
+            target.cursor().execute(sql.SQL("ANALYZE {}").format(table_identifier(self.target_table)))
+            target.commit()
+        except psycopg2.Error:
+            target.rollback()
+            log.warning("ANALYZE of %s after the publish failed", self.target_table, exc_info=True)
+
+    @staticmethod
+    def _discard(target, shadow: Shadow) -> None:
+        """Drop the shadow unless it was published (then the name is gone and this does nothing)."""
+        try:
+            target.rollback()
+            drop_shadow(target.cursor(), shadow)
+            target.commit()
+        except psycopg2.Error:  # the connection is gone: its lock went with it, the next sweep drops it
+            log.warning("could not drop shadow %s; the next load will", shadow.name, exc_info=True)

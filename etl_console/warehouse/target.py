@@ -133,9 +133,13 @@ def restore_indexes(cursor, qualified_name: str, indexes: list[IndexDefinition])
             cursor.execute(sql.SQL("COMMENT ON INDEX {} IS %s").format(name), (index.comment,))
 
 
-def _regclass_literal(qualified_name: str) -> str:
+def regclass_literal(qualified_name: str) -> str:
+    """schema.table as a quoted literal for ::regclass casts."""
     schema, _, table = qualified_name.partition(".")
     return ".".join('"' + part.replace('"', '""') + '"' for part in (schema, table))
+
+
+_regclass_literal = regclass_literal
 
 
 def primary_key_columns(cursor, qualified_name: str) -> list[str]:
