@@ -23,6 +23,7 @@ class Api(flask_smorest.Api):
 
 
 def init_api(app) -> Api:
+    from .checks import blp as checks_blp
     from .health import blp as health_blp
     from .pipeline_extras import blp as extras_blp
     from .pipelines import blp as pipelines_blp
@@ -30,5 +31,6 @@ def init_api(app) -> Api:
     api = Api(app)
     api.register_blueprint(pipelines_blp)
     api.register_blueprint(extras_blp)
+    api.register_blueprint(checks_blp)
     api.register_blueprint(health_blp)
     return api

@@ -160,3 +160,5 @@ class RunDetailSchema(ma.Schema):
     batches = ma.fields.Dict(allow_none=True)
     timings = ma.fields.Dict(allow_none=True)
     reconciliation = ma.fields.Dict(allow_none=True)
+    gates = ma.fields.List(ma.fields.Dict(), allow_none=True)  # quality gates, pass or fail
+    publish = ma.fields.Dict(allow_none=True)  # exchange taken, lock waits, lock held

@@ -105,4 +105,6 @@ def run_detail(session: Session, pipeline_id: uuid.UUID, run_id: uuid.UUID) -> d
         "batches": {"size": batch_size, "count": -(-run.rows_read // batch_size)} if batch_size else None,
         "timings": details.get("timings"),
         "reconciliation": details.get("reconciliation"),
+        "gates": details.get("gates"),
+        "publish": details.get("publish"),
     }
