@@ -102,7 +102,31 @@ def _progress(hooks, written: bool):
     on_progress = getattr(hooks, "on_progress", None)
     if on_progress is None:
         return None
-    return (lambda rows: on_progress(rows, rows)) if written else (lambda rows: on_progress(rows, 0))
+    return (lambda read, copied: on_progress(read, copied)) if written else (lambda read, copied: on_progress(read, 0))
+
+
+class SourceRowCounter:
+    """How many rows the source's COPY has produced, from its backend's pg_stat_progress_copy.
+
+    Asked only when the stream is quiet (copy_pipe.PROBE_AFTER_S); connects on first use as the
+    source login, which may see its own backends' progress."""
+
+    def __init__(self, source_dsn: str, source_pid: int) -> None:
+        self._dsn, self._pid = source_dsn, source_pid
+        self._connection = None
+
+    def __call__(self) -> int | None:
+        if self._connection is None:
+            self._connection = psycopg2.connect(self._dsn, application_name="etl-console progress")
+            self._connection.autocommit = True
+        with self._connection.cursor() as cursor:
+            cursor.execute("SELECT tuples_processed FROM pg_stat_progress_copy WHERE pid = %s", (self._pid,))
+            row = cursor.fetchone()
+        return row[0] if row else None
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
 
 
 def report(hooks, details: dict, persist: bool = False) -> None:
@@ -155,6 +179,7 @@ class FullLoad(Load):
         columns = sql.SQL(", ").join(sql.Identifier(name) for name in source_columns)
         copy_in = sql.SQL("COPY {} ({}) FROM STDIN").format(shadow.identifier, columns).as_string(target)
         copy_out = f"COPY (\n{self.query}\n) TO STDOUT"
+        source_rows = SourceRowCounter(self.source_dsn, source.get_backend_pid())
         try:
             rows = copy_pipe(
                 source_cursor,
@@ -165,9 +190,12 @@ class FullLoad(Load):
                 on_boundary=lambda boundary: hooks.on_batch(boundary, boundary),
                 cancel_source=source.cancel,
                 on_progress=_progress(hooks, written=True),
+                source_rows=source_rows,
             )
         except SourceFailed as failure:
             raise source_error(failure.error) from None
+        finally:
+            source_rows.close()
         source_cursor.execute("COMMIT")
         timings["copy_s"] = time.monotonic() - copy_started
         hooks.on_batch(rows, rows)
