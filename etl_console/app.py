@@ -127,8 +127,10 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     init_error_handlers(app)
     from .auth import init_auth
     from .metrics import init_metrics
+    from .web_security import init_web_security
 
     init_metrics(app, config)
+    init_web_security(app, config)  # Host, Origin, chunked bodies: before auth (its checks run in this order)
     init_auth(app, config)
     # CSRF on every state-changing console request (forms and htmx); the JSON API stays token-free.
     csrf = CSRFProtect(app)

@@ -22,7 +22,6 @@ import hashlib
 import hmac
 import ipaddress
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 
 ROLES = ("viewer", "operator")
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -146,10 +145,9 @@ def check_bind(binds: str | list[str], config) -> str | None:
 
 # the Flask side ---------------------------------------------------------------------------------------
 def _safe_next(target: str | None) -> str:
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
-        return "/"
-    parts = urlsplit(target)
-    return target if not parts.scheme and not parts.netloc else "/"
+    from .web_security import safe_redirect_target
+
+    return safe_redirect_target(target, default="/")
 
 
 def init_auth(app, config) -> AuthSettings:

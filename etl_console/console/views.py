@@ -76,10 +76,9 @@ def _cursors() -> tuple:
 
 
 def _safe_next(default: str) -> str:
-    target = flask.request.form.get("next", "")
-    if target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return default
+    from ..web_security import safe_redirect_target
+
+    return safe_redirect_target(flask.request.form.get("next"), default)
 
 
 @bp.after_request

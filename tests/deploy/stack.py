@@ -220,6 +220,7 @@ def start_stack(workdir: Path, database_url: str, *, workers: int = 4, max_reque
     settings = dict(
         ETL_DATABASE_URL=database_url,
         ETL_BIND=f"127.0.0.1:{stack.gunicorn_port}",
+        ETL_ALLOWED_HOSTS="localhost,127.0.0.1,etl.example.test",  # the names the tests reach it by
         ETL_WORKERS=str(workers),
         ETL_THREADS="8",
         ETL_MAX_REQUESTS=str(max_requests),

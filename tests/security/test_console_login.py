@@ -18,7 +18,7 @@ def users() -> str:
 
 @pytest.fixture
 def app_overrides(users):
-    return {"console_users": users, "START_RUNNER": False}
+    return {"console_users": users, "START_RUNNER": False, "allowed_hosts": "localhost,etl.example.test"}
 
 
 def csrf_token(client, path="/auth/login") -> str:
