@@ -15,7 +15,8 @@ from psycopg2 import sql
 
 from .. import failpoints
 from .copy_pipe import SourceFailed, copy_pipe
-from .full_load import Load, LoadHooks, LoadResult
+from .full_load import Load, LoadHooks, LoadResult, report
+from .gates import GateFailed, gate_incremental_batch
 from .source import describe, open_read_only, source_error
 from .target import LoadError, check_columns, primary_key_columns, table_identifier, target_columns
 
@@ -86,6 +87,12 @@ class IncrementalLoad(Load):
         source_cursor.execute("COMMIT")
         timings["copy_s"] = time.monotonic() - copy_started
         failpoints.hit("incremental.after_copy")
+        try:
+            gates = gate_incremental_batch(cursor, self.checks, rows_read, loaded, primary_key, self.incremental_key)
+        except GateFailed as failed:
+            report(hooks, {"gates": [result.as_dict() for result in failed.results]})
+            raise
+        report(hooks, {"gates": [result.as_dict() for result in gates]})
 
         upsert_started = time.monotonic()
         rows_written = self._upsert(cursor, loaded, primary_key)
