@@ -13,6 +13,10 @@ except GET /api/v1/health[/live], the OpenAPI document, the API docs page, /stat
   defaults to operator; the hash is werkzeug's, printed by `python -m etl_console.auth hash-password`).
   The session cookie is HttpOnly, SameSite=Lax, and Secure whenever the request came over TLS (as
   ProxyFix reports it from nginx's X-Forwarded-Proto), or always with SESSION_COOKIE_SECURE.
+  A signed-in session lives server-side (etl_console_sessions; the cookie holds only a random id)
+  for 12 hours from sign-in, and logout deletes it: a copied cookie is worthless afterwards.
+  Failed password logins are throttled per user name and per client address (LOGIN_LIMITS_*),
+  with counters shared by every web process in the metadata database.
 - Binding a non-loopback address with auth off is refused (see `check_bind`).
 """
 from __future__ import annotations
@@ -21,7 +25,9 @@ import functools
 import hashlib
 import hmac
 import ipaddress
+import time
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 ROLES = ("viewer", "operator")
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -30,6 +36,13 @@ PUBLIC_PATHS = frozenset(
 )
 MIN_TOKEN_LENGTH = 16
 SESSION_USER = "auth_user"
+SESSION_LIFETIME = timedelta(hours=12)  # from sign-in, whatever the activity: then sign in again
+# Failed password logins allowed before the next attempt waits for the window to end. Each longer
+# window allows fewer attempts per minute, so a guesser's delays grow: about a minute after 5
+# failures, the rest of the hour after 20, the rest of the day after 100. A person who mistypes
+# waits a minute at most. Per address the allowance is larger (people share an office NAT).
+LOGIN_LIMITS_PER_USER = "5 per minute; 20 per hour; 100 per day"
+LOGIN_LIMITS_PER_ADDRESS = "10 per minute; 50 per hour; 300 per day"
 
 ENABLE_HINT = (
     "Set ETL_API_TOKENS (e.g. ETL_API_TOKENS=\"$(python -c 'import secrets; print(secrets.token_urlsafe(32))'):operator\") "
@@ -152,25 +165,21 @@ def _safe_next(target: str | None) -> str:
 
 def init_auth(app, config) -> AuthSettings:
     import flask
-    from flask.sessions import SecureCookieSessionInterface
 
     from .api.errors import json_error
 
     settings = settings_from_config(config)
     app.extensions["etl_auth"] = settings
 
-    class TLSAwareSessionInterface(SecureCookieSessionInterface):
-        """Secure cookies whenever the request came over TLS (ProxyFix applies X-Forwarded-Proto)."""
+    # Flask's own default (31 days) is already in app.config, so a setdefault would never apply:
+    # 12 hours unless the app's overrides name another lifetime.
+    if "PERMANENT_SESSION_LIFETIME" not in config.extra:
+        app.config["PERMANENT_SESSION_LIFETIME"] = SESSION_LIFETIME
+    from .web_sessions import ServerSideSessionInterface
 
-        def get_cookie_secure(self, app_) -> bool:
-            if app_.config.get("SESSION_COOKIE_SECURE"):
-                return True
-            return bool(flask.request) and flask.request.is_secure
-
-    app.session_interface = TLSAwareSessionInterface()
+    app.session_interface = ServerSideSessionInterface(app.extensions["etl"].database.engine)
     app.config["SESSION_COOKIE_HTTPONLY"] = True
     app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
-    app.config.setdefault("PERMANENT_SESSION_LIFETIME", 12 * 3600)
 
     _register_login(app, settings)
     _document_security(app, settings)
@@ -226,8 +235,9 @@ def _register_login(app, settings: AuthSettings) -> None:
     from flask_wtf.csrf import CSRFError, generate_csrf, validate_csrf
 
     bp = flask.Blueprint("auth", __name__, url_prefix="/auth")
+    limiter = _login_limiter(app)
 
-    def render(error: str | None = None, status: int = 200):
+    def render(error: str | None = None, status: int = 200, headers: dict | None = None):
         body = flask.render_template(
             "auth/login.html",
             csrf_token=generate_csrf(),
@@ -235,9 +245,29 @@ def _register_login(app, settings: AuthSettings) -> None:
             next=_safe_next(flask.request.values.get("next")),
             configured=bool(settings.users),
         )
-        return body, status
+        return body, status, headers or {}
+
+    def login_failed(response) -> bool:
+        return response.status_code == 401
+
+    @bp.errorhandler(429)
+    def throttled(_error):
+        breached = limiter.current_limit
+        wait = max(1, int(breached.reset_at - time.time())) if breached is not None else 60
+        app.logger.warning(
+            "console login throttled for user %r from %s: %s failed attempts",
+            flask.request.form.get("username", "")[:64], flask.request.remote_addr, breached.limit if breached else "?",
+        )
+        message = f"Too many failed sign-in attempts. Try again in {_spoken_duration(wait)}."
+        return render(message, 429, {"Retry-After": str(wait)})
 
     @bp.route("/login", methods=["GET", "POST"])
+    @limiter.limit(
+        LOGIN_LIMITS_PER_USER, key_func=_attempted_user, methods=["POST"], deduct_when=login_failed, scope="login-user"
+    )
+    @limiter.limit(
+        LOGIN_LIMITS_PER_ADDRESS, key_func=_client_network, methods=["POST"], deduct_when=login_failed, scope="login-address"
+    )
     def login():
         if flask.request.method == "GET":
             return render()
@@ -272,6 +302,53 @@ def _register_login(app, settings: AuthSettings) -> None:
         return {"auth_enabled": settings.enabled, "auth_user": flask.g.get("auth_user")}
 
     app.register_blueprint(bp)
+
+
+def _login_limiter(app):
+    """Flask-Limiter over counters in the metadata database, shared by every web process."""
+    from flask_limiter import Limiter
+
+    from .services.login_attempts import STORAGE_SCHEME
+
+    return Limiter(
+        key_func=_client_network,
+        app=app,
+        storage_uri=f"{STORAGE_SCHEME}://",
+        storage_options={"engine": app.extensions["etl"].database.engine},
+        strategy="fixed-window",
+        key_prefix="etl-console",
+    )
+
+
+def _spoken_duration(seconds: int) -> str:
+    for unit, size in (("hour", 3600), ("minute", 60)):
+        if seconds >= 2 * size:
+            count = -(-seconds // size)
+            return f"{count} {unit}s"
+    return f"{seconds} second{'s' if seconds != 1 else ''}"
+
+
+def _attempted_user(max_length: int = 64) -> str:
+    import flask
+
+    return "user:" + flask.request.form.get("username", "")[:max_length]
+
+
+def _client_network() -> str:
+    """The client's address (ProxyFix has replaced nginx's with the client's); an IPv6 client by its
+    /64, since one machine commonly holds a whole /64 and could otherwise rotate through it."""
+    import flask
+
+    address = flask.request.remote_addr or "unknown"
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return "address:" + address
+    if parsed.version == 6:
+        if parsed.ipv4_mapped is not None:
+            return f"address:{parsed.ipv4_mapped}"
+        return "address:" + str(ipaddress.ip_network(f"{parsed}/64", strict=False))
+    return f"address:{parsed}"
 
 
 def _document_security(app, settings: AuthSettings) -> None:

@@ -161,3 +161,27 @@ class RunnerHeartbeat(Base):
     pid: Mapped[int] = mapped_column(Integer)
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     heartbeat_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class ConsoleSession(Base):
+    """A signed-in console session. The browser holds only a random id; deleting the row (logout,
+    expiry) ends the session however long the cookie would have lived."""
+
+    __tablename__ = "etl_console_sessions"
+
+    id_digest: Mapped[str] = mapped_column(String(64), primary_key=True)  # SHA-256 of the cookie's id, hex
+    user_name: Mapped[str] = mapped_column(String(255))
+    data: Mapped[str] = mapped_column(Text)  # Flask's tagged-JSON session dict (the user, the CSRF secret)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class LoginThrottleCounter(Base):
+    """Fixed-window counters of failed console logins (per user, per client address), shared by every
+    web process. Flask-Limiter keeps them here through etl_console.services.login_attempts."""
+
+    __tablename__ = "etl_login_throttle"
+
+    key: Mapped[str] = mapped_column(String(512), primary_key=True)
+    hits: Mapped[int] = mapped_column(Integer)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
