@@ -362,3 +362,6 @@ def _check_pending(run: dict) -> bool:
         return False
     age = (datetime.now(timezone.utc) - run["finished_at"]).total_seconds()
     return age < settings.statement_timeout_s + 30
+
+
+from . import checks_panel  # noqa: E402,F401 - its routes join this blueprint

@@ -32,12 +32,16 @@ MAX_ASSERTIONS = 20
 
 
 def get_checks(session: Session, pipeline_id: uuid.UUID) -> dict[str, Any]:
-    pipeline = get_pipeline(session, pipeline_id)
+    return checks_of(session, get_pipeline(session, pipeline_id).id)
+
+
+def checks_of(session: Session, pipeline_id: uuid.UUID) -> dict[str, Any]:
+    """The checks of a pipeline the caller already knows exists (one query, for the pipeline page)."""
     stored = session.execute(
-        text("SELECT checks, updated_at FROM etl_pipeline_checks WHERE pipeline_id = :id"), {"id": pipeline.id}
+        text("SELECT checks, updated_at FROM etl_pipeline_checks WHERE pipeline_id = :id"), {"id": pipeline_id}
     ).one_or_none()
     checks = {**DEFAULT_CHECKS, **(stored.checks if stored else {})}
-    return {"pipeline_id": pipeline.id, **checks, "updated_at": stored.updated_at if stored else None}
+    return {"pipeline_id": pipeline_id, **checks, "updated_at": stored.updated_at if stored else None}
 
 
 def set_checks(session: Session, pipeline_id: uuid.UUID, checks: dict[str, Any]) -> dict[str, Any]:

@@ -10,8 +10,9 @@ import pytest
 from tests.console.conftest import counting_queries, seed_runs
 
 LIST_QUERIES = 1  # pipelines LEFT JOIN LATERAL (newest run)
-# the pipeline, its latest reconciliation, one history page, the chart's 30 runs (shared with page 1)
-PAGE_QUERIES = 4
+# the pipeline, its latest reconciliation, one history page, the chart's 30 runs (shared with page 1),
+# the quality gates panel
+PAGE_QUERIES = 5
 
 
 @pytest.fixture
