@@ -5,6 +5,7 @@ import atexit
 import json
 import logging
 import secrets
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -85,6 +86,8 @@ class EtlState:
     config: Config
     database: Database
     runner: Any = None
+    reconcile_slots: threading.Semaphore | None = None  # bounds reconcile-now per process
+    source_check: Any = None  # SourcePrivilegeCheck: is user SQL running as a least-privilege login?
 
 
 def create_app(overrides: dict[str, Any] | None = None) -> Flask:
@@ -114,7 +117,14 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
 
     database = Database.connect(config)
     upgrade(database.engine)
-    state = EtlState(config, database)
+    from .db.source_login import SourcePrivilegeCheck
+
+    state = EtlState(
+        config,
+        database,
+        reconcile_slots=threading.BoundedSemaphore(max(1, config.reconcile_concurrency)),
+        source_check=SourcePrivilegeCheck(database),
+    )
     app.extensions["etl"] = state
 
     from .api import init_api

@@ -30,8 +30,11 @@ class Config:
     heartbeat_s: float = 0.5  # ETL_HEARTBEAT_S: progress, heartbeat and pause-check period
     poll_s: float = 1.0  # ETL_POLL_S: how often an idle runner looks for queued runs
     statement_timeout_s: float = 300.0  # ETL_STATEMENT_TIMEOUT_S: source query limit
-    source_role: str | None = None  # ETL_SOURCE_ROLE: run source queries (and reconciliation) as this role
+    source_url: str | None = field(default=None, repr=False)  # ETL_SOURCE_URL: the least-privilege login user SQL runs as; None: provisioned on the embedded server, else the service's own login (flagged by health)
+    source_schemas: tuple[str, ...] = ("content", "ugc")  # ETL_SOURCE_SCHEMAS: what the provisioned source login may read (plus the allowed targets)
+    source_role: str | None = None  # ETL_SOURCE_ROLE: after connecting, SET LOCAL ROLE to this role (narrows, never a boundary)
     request_timeout_s: float = 50.0  # ETL_REQUEST_TIMEOUT_S: database work inside a web request (reconcile now); under gunicorn's timeout
+    reconcile_concurrency: int = 2  # ETL_RECONCILE_CONCURRENCY: reconcile-now requests one web process computes at once (more get 503)
     reconcile_after_run: bool = True  # ETL_RECONCILE_AFTER_RUN: compare source and target after each success
     secret_key: str | None = None  # ETL_SECRET_KEY: signs console sessions and CSRF tokens
     log_level: str = "INFO"  # ETL_LOG_LEVEL
@@ -61,7 +64,7 @@ class Config:
                 values[f.name] = float(raw)
             elif f.type == "bool":
                 values[f.name] = _bool(raw)
-            elif f.name == "allowed_target_tables":
+            elif f.name in ("allowed_target_tables", "source_schemas"):
                 values[f.name] = _tuple(raw)
             elif f.name.endswith("_url"):
                 values[f.name] = raw or None  # an empty URL means "not set"

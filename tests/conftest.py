@@ -18,6 +18,7 @@ from sqlalchemy.engine import make_url
 
 from etl_console import create_app
 from etl_console.db.engine import libpq_dsn, sqlalchemy_url
+from etl_console.db.source_login import DEFAULT_LOGIN, login_url, provision_source_login
 from etl_console.warehouse.demo import load_demo_data
 
 METADATA_TABLES = (
@@ -27,6 +28,8 @@ METADATA_TABLES = (
 TARGET_TABLES = ("analytics.film_dim", "analytics.film_rating_agg")
 DEMO_FILMS = 2000
 DEMO_RATINGS = 10000
+SOURCE_SCHEMAS = ("content", "ugc")
+SOURCE_LOGIN_PASSWORD = "etl-source-test-password"
 
 
 @pytest.fixture(scope="session")
@@ -55,10 +58,36 @@ def database_url(server_url) -> str:
         cur.execute(f'CREATE DATABASE "{name}"')
     url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
     load_demo_data(libpq_dsn(url), DEMO_FILMS, DEMO_RATINGS)
+    # User SQL runs as the least-privilege login, in this process (Config) and in every subprocess.
+    previous = os.environ.get("ETL_SOURCE_URL")
+    os.environ["ETL_SOURCE_URL"] = provision_test_source_login(url)
     yield url
+    if previous is None:
+        os.environ.pop("ETL_SOURCE_URL", None)
+    else:
+        os.environ["ETL_SOURCE_URL"] = previous
     with admin.cursor() as cur:
         cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     admin.close()
+
+
+def provision_test_source_login(database_url: str) -> str:
+    """The source login for a test database, as the embedded default provisions it; returns its URL."""
+    provision_source_login(
+        libpq_dsn(database_url),
+        login=DEFAULT_LOGIN,
+        password=SOURCE_LOGIN_PASSWORD,
+        schemas=SOURCE_SCHEMAS,
+        tables=TARGET_TABLES,
+        revoke_public_functions=True,
+    )
+    return login_url(database_url, DEFAULT_LOGIN, SOURCE_LOGIN_PASSWORD)
+
+
+@pytest.fixture(scope="session")
+def source_url(database_url) -> str:
+    """The least-privilege login user SQL runs as, on the test database."""
+    return os.environ["ETL_SOURCE_URL"]
 
 
 @pytest.fixture(scope="session")

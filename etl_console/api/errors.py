@@ -24,6 +24,7 @@ DOMAIN_STATUS: dict[type[domain.DomainError], int] = {
     domain.PipelineBusy: 409,
     domain.InvalidSchedule: 400,
     domain.ReconcileFailed: 400,
+    domain.ServiceBusy: 503,
 }
 
 # FastAPI's own texts for routing errors.
@@ -56,6 +57,8 @@ def json_error(detail: typing.Any, status: int, headers: dict | None = None) -> 
 def api_error_response(error: Exception) -> flask.Response:
     if isinstance(error, RequestValidationFailed):
         return json_error(_strict_json(error.errors), 422)
+    if isinstance(error, domain.ServiceBusy):
+        return json_error(str(error), 503, {"Retry-After": str(error.retry_after_s)})
     if isinstance(error, domain.DomainError):
         return json_error(str(error), status_for(error))
     if isinstance(error, HTTPException):

@@ -104,13 +104,14 @@ class Schedule(MethodView):
 @blp.response(200, ReconciliationSchema)
 @blp.alt_response(400, description="Cannot reconcile (no primary key, failing query)", schema=DetailErrorSchema)
 @blp.alt_response(404, **NOT_FOUND)
+@blp.alt_response(503, description="Too many reconciliations in flight in this process; retry later", schema=DetailErrorSchema)
 @blp.alt_response(422, **VALIDATION)
 def reconcile(pipeline_id):
     """Compare the source query with the target over the target's primary key, read-only"""
     app_state = state()
     return reconcile_service.reconcile_pipeline(
-        db_session(), pipeline_id, app_state.database.warehouse_dsn, app_state.config.in_request_timeout_s,
-        app_state.config.source_role,
+        db_session(), pipeline_id, app_state.database.source_dsn, app_state.config.in_request_timeout_s,
+        app_state.config.source_role, slots=app_state.reconcile_slots,
     ).as_dict()
 
 

@@ -5,6 +5,7 @@ views.py decide which to build and whether to render a whole page or one panel. 
 """
 from __future__ import annotations
 
+import threading
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -16,7 +17,7 @@ from ..db.models import Pipeline, PipelineStatus
 from ..services import reconcile as reconcile_service
 from ..services import schedules as schedule_service
 from ..services import state as state_service
-from ..services.errors import InvalidSchedule, PipelineBusy, ReconcileFailed
+from ..services.errors import InvalidSchedule, PipelineBusy, ReconcileFailed, ServiceBusy
 from ..services.pipelines import get_pipeline
 from ..services.reconciliations import CheckedRun, latest_reconciliation
 
@@ -28,11 +29,12 @@ RUNNING_STATE_MESSAGE = "Cannot change the state of a pipeline while it is RUNNI
 class EtlSettings:
     """The few settings the panels need, from app.extensions["etl"] (given by the view)."""
 
-    warehouse_dsn: str
+    source_dsn: str
     statement_timeout_s: float
     in_request_timeout_s: float
     source_role: str | None
     reconcile_after_run: bool
+    reconcile_slots: threading.Semaphore | None = None
 
 
 # reconciliation --------------------------------------------------------------------------------
@@ -68,9 +70,10 @@ def reconcile_now(session: Session, pipeline_id: uuid.UUID, settings: EtlSetting
     """Compare source and target now; a ReconcileFailed becomes the panel's error."""
     try:
         result = reconcile_service.reconcile_pipeline(
-            session, pipeline_id, settings.warehouse_dsn, settings.in_request_timeout_s, settings.source_role
+            session, pipeline_id, settings.source_dsn, settings.in_request_timeout_s, settings.source_role,
+            slots=settings.reconcile_slots,
         )
-    except ReconcileFailed as error:
+    except (ReconcileFailed, ServiceBusy) as error:
         return ReconciliationPanel(pipeline_id, None, None, on_demand=True, error=str(error),
                                    after_runs=settings.reconcile_after_run)
     return ReconciliationPanel(pipeline_id, result.as_dict(), None, on_demand=True,

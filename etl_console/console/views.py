@@ -56,7 +56,8 @@ def _inline(body: str, status: int = 200) -> flask.Response:
 def _settings() -> panels.EtlSettings:
     app_state = etl_state()
     return panels.EtlSettings(
-        warehouse_dsn=app_state.database.warehouse_dsn,
+        source_dsn=app_state.database.source_dsn,
+        reconcile_slots=app_state.reconcile_slots,
         statement_timeout_s=app_state.config.statement_timeout_s,
         in_request_timeout_s=app_state.config.in_request_timeout_s,
         source_role=app_state.config.source_role,

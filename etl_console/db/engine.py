@@ -1,7 +1,7 @@
 """Engines and sessions. Nothing connects until asked."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.engine import make_url
@@ -34,19 +34,43 @@ def resolve_database_url(config: Config) -> str:
 
 @dataclass
 class Database:
-    """The metadata database (pooled, for requests) plus DSNs for the runner and warehouse."""
+    """The metadata database (pooled, for requests) plus DSNs for the runner, warehouse and user SQL."""
 
     url: str
     warehouse_url: str
     engine: Engine
     sessions: sessionmaker[Session]
+    # The least-privilege login user SQL runs as; None means the service's own login (health flags it).
+    source_url: str | None = field(default=None, repr=False)
+    owns_source_login: bool = False  # provisioned by us (embedded): re-granted when the demo adds tables
 
     @classmethod
     def connect(cls, config: Config) -> "Database":
         url = resolve_database_url(config)
         warehouse = sqlalchemy_url(config.warehouse_url) if config.warehouse_url else url
         engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
-        return cls(url, warehouse, engine, sessionmaker(engine, expire_on_commit=False))
+        database = cls(url, warehouse, engine, sessionmaker(engine, expire_on_commit=False))
+        if config.source_url:
+            database.source_url = sqlalchemy_url(config.source_url)
+        elif config.database_url is None and config.warehouse_url is None:
+            database.owns_source_login = True
+            database.source_url = database.provision_source_login(config)
+        return database
+
+    def provision_source_login(self, config: Config) -> str:
+        """(Re)create the embedded server's source login and its grants; return its URL."""
+        from .source_login import DEFAULT_LOGIN, local_password, login_url, provision_source_login
+
+        password = local_password(config.data_dir)
+        provision_source_login(
+            libpq_dsn(self.warehouse_url),
+            login=DEFAULT_LOGIN,
+            password=password,
+            schemas=config.source_schemas,
+            tables=config.allowed_target_tables,
+            revoke_public_functions=True,
+        )
+        return login_url(self.warehouse_url, DEFAULT_LOGIN, password)
 
     def unpooled_engine(self) -> Engine:
         """For the runner: it must hold no connection while idle."""
@@ -57,8 +81,9 @@ class Database:
         return libpq_dsn(self.warehouse_url)
 
     @property
-    def dsn(self) -> str:
-        return libpq_dsn(self.url)
+    def source_dsn(self) -> str:
+        """Where user SQL runs: the source login, or (flagged as unsafe) the warehouse's own login."""
+        return libpq_dsn(self.source_url or self.warehouse_url)
 
     def dispose(self) -> None:
         self.engine.dispose()

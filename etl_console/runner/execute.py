@@ -115,7 +115,7 @@ class RunExecution:
         """The loader for the snapshot's mode; both share hooks, fencing and error handling."""
         database, settings = self.runner.database, self.runner.config
         common = dict(
-            source_dsn=database.warehouse_dsn,
+            source_dsn=database.source_dsn,
             target_dsn=database.warehouse_dsn,
             query=check_source_query(config["source_query"]),
             target_table=config["target_table"],
@@ -141,7 +141,7 @@ class RunExecution:
         """After a success: compare source and target over the key and keep the counts on the run."""
         try:
             result = reconcile(
-                self.runner.database.warehouse_dsn,
+                self.runner.database.source_dsn,
                 check_source_query(config["source_query"]),
                 config["target_table"],
                 self.runner.config.statement_timeout_s,

@@ -44,3 +44,9 @@ class InvalidSchedule(DomainError):
 
 class ReconcileFailed(DomainError):
     """Reconciliation could not run (no key, a failing source query); the message says why."""
+
+
+class ServiceBusy(DomainError):
+    """Too much of one kind of work is in flight in this process; the client should retry shortly."""
+
+    retry_after_s = 5

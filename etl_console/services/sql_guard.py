@@ -1,7 +1,8 @@
 """Save-time checks of a pipeline's source query, with PostgreSQL's own parser (pglast).
 
-This is the first of two guards: at run time the query also runs in a READ ONLY transaction with a
-statement_timeout, so anything that slips past here still cannot write or run forever.
+This is the first, friendly line of defence, not the boundary: at run time the query runs as the
+least-privilege source login, in a READ ONLY transaction with a statement_timeout, so anything that
+slips past here still cannot read what that login was not granted, write, or run forever.
 """
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from pglast.parser import ParseError
 from .errors import InvalidSourceQuery
 
 _WRITING_NODES = (ast.InsertStmt, ast.UpdateStmt, ast.DeleteStmt, ast.MergeStmt)
-# Functions that change server or session state, or reach outside the query's data.
+# Functions that change server or session state, reach outside the query's data, or run SQL handed to
+# them as a string. Only a friendly first line (a clear 400 at save): the boundary is the source
+# login's privileges (etl_console/db/source_login.py), because there will always be another function.
 _FORBIDDEN_FUNCTIONS = frozenset(
     {
         "set_config",
@@ -23,14 +26,28 @@ _FORBIDDEN_FUNCTIONS = frozenset(
         "pg_read_file",
         "pg_read_binary_file",
         "pg_ls_dir",
+        "pg_stat_file",
+        "pg_notify",
         "lo_import",
         "lo_export",
+        "lo_from_bytea",
+        "lo_put",
+        "lo_create",
+        "lo_creat",
+        "lo_unlink",
         "dblink",
         "dblink_exec",
-        "pg_advisory_lock",
-        "pg_advisory_xact_lock",
+        "ts_stat",
+        "ts_rewrite",
+        "query_to_xml",
+        "query_to_xmlschema",
+        "query_to_xml_and_xmlschema",
+        "cursor_to_xml",
+        "cursor_to_xmlschema",
     }
 )
+# pg_advisory_lock, pg_try_advisory_xact_lock_shared, …: a source query must not hold locks others wait on.
+_FORBIDDEN_PREFIXES = ("pg_advisory", "pg_try_advisory")
 
 
 def check_source_query(sql: str) -> str:
@@ -58,7 +75,7 @@ def check_source_query(sql: str) -> str:
             raise InvalidSourceQuery("source_query must not lock rows (FOR UPDATE/SHARE)")
         if isinstance(node, ast.FuncCall):
             name = node.funcname[-1].sval.lower()
-            if name in _FORBIDDEN_FUNCTIONS:
+            if name in _FORBIDDEN_FUNCTIONS or name.startswith(_FORBIDDEN_PREFIXES):
                 raise InvalidSourceQuery(f"source_query must not call {name}()")
     return sql.strip().rstrip(";").rstrip()
 

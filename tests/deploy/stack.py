@@ -217,8 +217,11 @@ def start_stack(workdir: Path, database_url: str, *, workers: int = 4, max_reque
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "prometheus").mkdir(exist_ok=True)
     stack = Stack(workdir, database_url, free_port(), free_port(), None)
+    from tests.conftest import provision_test_source_login
+
     settings = dict(
         ETL_DATABASE_URL=database_url,
+        ETL_SOURCE_URL=provision_test_source_login(database_url),
         ETL_BIND=f"127.0.0.1:{stack.gunicorn_port}",
         ETL_ALLOWED_HOSTS="localhost,127.0.0.1,etl.example.test",  # the names the tests reach it by
         ETL_WORKERS=str(workers),

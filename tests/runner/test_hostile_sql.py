@@ -105,7 +105,7 @@ def source_role(sql):
         sql("DROP OWNED BY etl_test_source")
         sql("DROP ROLE etl_test_source")
     sql("CREATE ROLE etl_test_source NOLOGIN")
-    sql("GRANT etl_test_source TO CURRENT_USER")
+    sql("GRANT etl_test_source TO etl_source")  # the least-privilege login narrows further with SET ROLE
     sql("GRANT USAGE ON SCHEMA content, analytics TO etl_test_source")
     sql("GRANT SELECT ON content.film_work, analytics.film_dim TO etl_test_source")
     yield "etl_test_source"
