@@ -53,15 +53,55 @@ def db_upgrade() -> None:
     click.echo(f"database at revision {current_revision(database.engine)}")
 
 
-@main.command(with_appcontext=False)
-@click.option("--films", default=1000, show_default=True, type=click.IntRange(0), help="Rows in content.film_work.")
-@click.option("--ratings", default=5000, show_default=True, type=click.IntRange(0), help="Rows in ugc.ratings.")
-def demo(films: int, ratings: int) -> None:
-    """Create the contract's world: schemas, generated rows and the two example pipelines (idempotent)."""
-    from .services.demo import ensure_demo
+@db.command("provision-source-role", with_appcontext=False)
+@click.option("--login", default="etl_source", show_default=True, help="The login user SQL will run as.")
+@click.option(
+    "--password-file", type=click.Path(dir_okay=False), required=True,
+    help="Its password: read from this file, or generated into it (mode 0600) when the file does not exist.",
+)
+@click.option(
+    "--revoke-public-functions", is_flag=True,
+    help="Also take advisory locks, pg_terminate_backend/pg_cancel_backend and pg_notify from PUBLIC "
+    "in this database (only where no other application needs them).",
+)
+def db_provision_source_role(login: str, password_file: str, revoke_public_functions: bool) -> None:
+    """Create or repair the least-privilege login for user SQL on the warehouse (idempotent).
+
+    It gets SELECT on ETL_SOURCE_SCHEMAS and on ETL_ALLOWED_TARGET_TABLES, nothing else; run it again
+    after creating new source schemas. Then set ETL_SOURCE_URL to that login.
+    """
+    from .db.engine import libpq_dsn, resolve_database_url, sqlalchemy_url
+    from .db.source_login import local_password, login_url, provision_source_login
 
     config = Config.from_env()
-    report = ensure_demo(_database(config), config, films, ratings)
+    warehouse = sqlalchemy_url(config.warehouse_url) if config.warehouse_url else resolve_database_url(config)
+    path = os.path.abspath(password_file)
+    password = local_password(os.path.dirname(path), os.path.basename(path))
+    provision_source_login(
+        libpq_dsn(warehouse), login=login, password=password, schemas=config.source_schemas,
+        tables=config.allowed_target_tables, revoke_public_functions=revoke_public_functions,
+    )
+    masked = login_url(warehouse, login, "***").replace("postgresql+psycopg2://", "postgresql://", 1)
+    click.echo(f"login {login} ready; set ETL_SOURCE_URL={masked} with the password from {path}")
+
+
+@main.command(with_appcontext=False)
+@click.option("--films", type=click.IntRange(0), help="Rows in content.film_work, exactly. [default: at least 1000]")
+@click.option("--ratings", type=click.IntRange(0), help="Rows in ugc.ratings, exactly. [default: at least 5000]")
+def demo(films: int | None, ratings: int | None) -> None:
+    """Create the contract's world: schemas, generated rows and the two example pipelines (idempotent).
+
+    It only ever regenerates tables it created itself, and without --films/--ratings it keeps a larger
+    demo that is already there.
+    """
+    from .services.demo import ensure_demo
+    from .warehouse.demo import DemoRefused
+
+    config = Config.from_env()
+    try:
+        report = ensure_demo(_database(config), config, films, ratings)
+    except DemoRefused as refusal:
+        raise click.ClickException(str(refusal)) from None
     click.echo(
         f"demo ready: {report.films} films, {report.ratings} ratings "
         f"({'generated' if report.regenerated else 'already present'} in {report.seconds:.1f} s); "
@@ -85,16 +125,36 @@ def serve(host: str, port: int, with_demo: bool, workers: int, threads: int) -> 
     database = _database(config)
     if with_demo:
         from .services.demo import ensure_demo
+        from .warehouse.demo import DemoRefused
 
-        report = ensure_demo(database, config, 1000, 5000)
-        click.echo(f"demo ready: pipelines {', '.join(report.pipelines)}")
+        try:
+            report = ensure_demo(database, config, None, None)
+        except DemoRefused as refusal:
+            raise click.ClickException(str(refusal)) from None
+        click.echo(f"demo ready: {report.films} films; pipelines {', '.join(report.pipelines)}")
+    _warn_about_source_privileges(database)
     # Workers join the server this process started instead of each resolving it again.
     os.environ["ETL_DATABASE_URL"] = database.url
+    if database.source_url:
+        os.environ["ETL_SOURCE_URL"] = database.source_url
     database.dispose()
     from .serving import serve_gunicorn
 
     click.echo(f"etl-console on http://{host}:{port}/  (API docs: http://{host}:{port}/api/v1/docs)")
     serve_gunicorn(f"{host}:{port}", workers=workers, threads=threads)
+
+
+def _warn_about_source_privileges(database) -> None:
+    import logging
+
+    from .db.source_login import source_privilege_problems
+
+    if problems := source_privilege_problems(database.source_dsn):
+        message = "user SQL is not confined: " + "; ".join(problems)
+        if database.source_url is None:
+            message += "; set ETL_SOURCE_URL to a least-privilege login (etl-console db provision-source-role)"
+        logging.getLogger("etl_console").warning(message)
+        click.secho(f"WARNING: {message}", fg="yellow", err=True)
 
 
 @main.command(with_appcontext=False)  # it builds what it needs; no app (and no runner) in this process

@@ -15,6 +15,18 @@ def init_console(app) -> None:
     app.jinja_env.globals["pipeline_href"] = pipeline_href
     app.jinja_env.globals["run_href"] = run_href
     app.jinja_env.globals["asset_url"] = asset_url
+    app.jinja_env.globals["source_privilege_problems"] = source_privilege_problems
+
+
+def source_privilege_problems() -> list[str]:
+    """Why user SQL is not confined to a least-privilege login (empty when it is); cached by the check."""
+    import flask
+
+    check = flask.current_app.extensions["etl"].source_check
+    try:
+        return check.problems()
+    except Exception:  # noqa: BLE001 - a page must render even when the check cannot run
+        return []
 
 
 def can_operate() -> bool:

@@ -6,6 +6,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import Engine, text
+from sqlalchemy.exc import OperationalError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # Serialises concurrent upgrades (several gunicorn workers starting at once).
@@ -19,9 +20,27 @@ def alembic_config(connection) -> AlembicConfig:
     return cfg
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
+class MigrationLockTimeout(RuntimeError):
+    """Another session held the migration lock for longer than we wait; the message names it."""
+
+
+def upgrade(engine: Engine, revision: str = "head", lock_timeout_s: float = 60.0) -> None:
+    """Migrate under an advisory lock, waiting at most lock_timeout_s for it: anything may hold that
+    key (a stuck migration, or a session someone opened by hand), and a start must not hang forever."""
     with engine.connect() as connection:
-        connection.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _UPGRADE_LOCK_KEY})
+        connection.execute(text("SELECT set_config('lock_timeout', :t, false)"), {"t": f"{int(lock_timeout_s * 1000)}ms"})
+        try:
+            connection.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _UPGRADE_LOCK_KEY})
+        except OperationalError as error:
+            if getattr(error.orig, "pgcode", None) != "55P03":  # lock_not_available
+                raise
+            connection.rollback()
+            raise MigrationLockTimeout(
+                f"waited {lock_timeout_s:g} s for the migration lock (advisory lock {_UPGRADE_LOCK_KEY}), "
+                f"held by {_lock_holder(connection)}"
+            ) from None
+        finally:
+            connection.execute(text("RESET lock_timeout"))
         connection.commit()
         try:
             command.upgrade(alembic_config(connection), revision)
@@ -29,6 +48,22 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
         finally:
             connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _UPGRADE_LOCK_KEY})
             connection.commit()
+
+
+def _lock_holder(connection) -> str:
+    row = connection.execute(
+        text(
+            "SELECT a.pid, a.usename, a.application_name, a.state, left(a.query, 200) "
+            "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+            "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = 0 AND l.objid = :k AND l.objsubid = 1"
+        ),
+        {"k": _UPGRADE_LOCK_KEY},
+    ).first()
+    connection.rollback()
+    if row is None:
+        return "a session that has released it since"
+    pid, user, application, state, query = row
+    return f"pid {pid} (user {user}, application {application or '-'}, {state}: {query})"
 
 
 def current_revision(engine: Engine) -> str | None:

@@ -21,12 +21,15 @@ class DemoSummary:
     pipelines: list[str]
 
 
-def ensure_demo(database: Database, config: Config, films: int, ratings: int) -> DemoSummary:
+def ensure_demo(database: Database, config: Config, films: int | None, ratings: int | None) -> DemoSummary:
+    """Sizes given are exact; None keeps what is there if it is at least the default size."""
     report = load_demo_data(database.warehouse_dsn, films, ratings)
+    if database.owns_source_login:
+        database.provision_source_login(config)  # the demo's new schemas and tables become readable
     allowed = set(config.allowed_target_tables) | {p["target_table"] for p in PIPELINES}
     with database.sessions() as session:
         existing = set(session.scalars(select(Pipeline.name)))
         for spec in PIPELINES:
             if spec["name"] not in existing:
                 create_pipeline(session, allowed, dict(spec))
-    return DemoSummary(films, ratings, report.regenerated, report.seconds, [p["name"] for p in PIPELINES])
+    return DemoSummary(report.films, report.ratings, report.regenerated, report.seconds, [p["name"] for p in PIPELINES])

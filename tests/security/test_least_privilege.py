@@ -210,7 +210,6 @@ def test_a_superuser_source_fails_health_and_says_why(database_url, clean_databa
     """No ETL_SOURCE_URL on an external database: user SQL would run as the service's own login."""
     app = make_app(database_url, source_url=None, runner="off")
     try:
-        app.extensions["etl"].database.source_url = None
         reply = app.test_client().get("/api/v1/health")
         assert reply.status_code == 503
         problem = reply.get_json()["checks"]["source_privileges"]
@@ -239,3 +238,16 @@ def test_a_login_holding_a_dangerous_role_fails_the_check(database_url, sql):
 def test_every_listed_dangerous_role_exists_on_this_server(sql):
     names = {name for (name,) in sql("SELECT rolname FROM pg_roles WHERE rolname LIKE 'pg\\_%%'")}
     assert set(DANGEROUS_ROLES) <= names
+
+
+def test_the_console_warns_on_every_page_when_sql_is_not_confined(database_url, clean_database):
+    app = make_app(database_url, source_url=None, runner="off")
+    try:
+        page = app.test_client().get("/").get_data(as_text=True)
+        assert 'data-banner="source-privileges"' in page and "is a superuser" in page
+    finally:
+        app.extensions["etl"].database.dispose()
+
+
+def test_a_confined_console_shows_no_warning(client):
+    assert 'data-banner="source-privileges"' not in client.get("/").get_data(as_text=True)
