@@ -84,6 +84,13 @@ if _refusal:
     raise SystemExit(2)
 
 
+def when_ready(server):
+    # ETL_BIND was checked above; -b, GUNICORN_CMD_ARGS or fd://N can still bind elsewhere.
+    from etl_console.serving import refuse_open_listeners
+
+    refuse_open_listeners(server)
+
+
 def on_starting(server):
     from etl_console.metrics import cleanup_multiprocess_dir
 

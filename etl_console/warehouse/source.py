@@ -49,7 +49,10 @@ def source_error(error: BaseException) -> LoadError:
     if isinstance(error, pg_errors.QueryCanceled):
         return LoadError(f"source query cancelled: {_first_line(error)} (ETL_STATEMENT_TIMEOUT_S)")
     if isinstance(error, pg_errors.InsufficientPrivilege):
-        return LoadError(f"source query is not allowed to read that (ETL_SOURCE_ROLE): {_first_line(error)}")
+        return LoadError(
+            f"source query is not allowed to read that: {_first_line(error)} (user SQL runs as a "
+            "least-privilege login: grant it SELECT, or add the schema to ETL_SOURCE_SCHEMAS)"
+        )
     if isinstance(error, pg_errors.ReadOnlySqlTransaction):
         return LoadError(f"source query tried to write, which is not allowed: {_first_line(error)}")
     if isinstance(error, psycopg2.Error):

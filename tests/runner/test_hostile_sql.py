@@ -135,7 +135,7 @@ def test_source_role_limits_what_user_sql_can_read(source_role, database_url, sq
         failed = finish(denied)
         assert failed["status"] == "FAILED"
         assert "permission denied for schema ugc" in failed["error_message"]
-        assert "ETL_SOURCE_ROLE" in failed["error_message"]
+        assert "least-privilege login" in failed["error_message"]
         assert client.post(f"/api/v1/pipelines/{allowed['id']}/reconcile").get_json()["match"] is True
     finally:
         app.extensions["etl"].runner.stop()

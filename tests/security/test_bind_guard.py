@@ -55,3 +55,37 @@ def test_gunicorn_conf_refuses_an_open_public_bind(tmp_path):
     )
     assert done.returncode != 0
     assert "refusing to serve on 0.0.0.0:" in done.stderr and "ETL_API_TOKENS" in done.stderr
+
+
+def _gunicorn(tmp_path, *args: str, pass_fds=(), **env: str) -> subprocess.CompletedProcess:
+    environ = clean_environ(PROMETHEUS_MULTIPROC_DIR=str(tmp_path), **env)
+    return subprocess.run(
+        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", *args, "wsgi:app"],
+        cwd=REPO, env=environ, capture_output=True, text=True, timeout=60, pass_fds=pass_fds,
+    )
+
+
+@pytest.mark.parametrize("how", ["-b", "GUNICORN_CMD_ARGS"])
+def test_the_sockets_gunicorn_really_binds_are_checked(tmp_path, how):
+    address = f"0.0.0.0:{free_port()}"
+    if how == "-b":
+        done = _gunicorn(tmp_path, "-b", address)
+    else:
+        done = _gunicorn(tmp_path, GUNICORN_CMD_ARGS=f"--bind {address}")
+    assert done.returncode != 0
+    assert f"refusing to serve on {address} without authentication" in done.stderr
+    assert "Booting worker" not in done.stderr  # stopped before any worker (and the app) started
+
+
+def test_an_inherited_public_socket_is_not_taken_for_loopback(tmp_path):
+    import socket
+
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("0.0.0.0", 0))
+    listener.listen()
+    try:
+        done = _gunicorn(tmp_path, "-b", f"fd://{listener.fileno()}", pass_fds=(listener.fileno(),))
+    finally:
+        listener.close()
+    assert done.returncode != 0
+    assert "refusing to serve on 0.0.0.0:" in done.stderr
