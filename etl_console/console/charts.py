@@ -88,9 +88,11 @@ def _summary(runs: list[RunView]) -> str:
 
 # phase timings of one run (the run detail page) ----------------------------------------------------
 PHASE_LABELS = {
-    "prepare_s": "Prepare: lock the target, drop its indexes, empty it",
-    "copy_s": "Copy: source query streamed into the target",
-    "index_s": "Rebuild the target's indexes",
+    "prepare_s": "Prepare: check the columns, create the shadow table",
+    "copy_s": "Copy: source query streamed into the shadow (or the incoming batch)",
+    "index_s": "Build the target's indexes on the shadow",
+    "gates_s": "Quality gates",
+    "publish_wait_s": "Wait for the target's lock to publish",
     "upsert_s": "Upsert changed rows into the target",
 }
 

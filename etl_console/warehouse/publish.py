@@ -202,7 +202,7 @@ def exchange_by_rename(cursor, shadow: Shadow, indexes: list[ShadowIndex], targe
     target = table_identifier(target_table)
     cursor.execute(
         """
-        SELECT c.oid, c.relowner::regrole::text, c.relacl IS NOT NULL, obj_description(c.oid, 'pg_class'),
+        SELECT c.oid, pg_get_userbyid(c.relowner), c.relacl IS NOT NULL, obj_description(c.oid, 'pg_class'),
                c.relreplident, c.relrowsecurity, c.relforcerowsecurity
         FROM pg_class c WHERE c.oid = %s::regclass
         """,
@@ -211,7 +211,7 @@ def exchange_by_rename(cursor, shadow: Shadow, indexes: list[ShadowIndex], targe
     old_oid, owner, explicit_acl, comment, replica_identity, rls, force_rls = cursor.fetchone()
     cursor.execute(
         """
-        SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(a.grantee::regrole::text) END,
+        SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END,
                a.is_grantable, string_agg(a.privilege_type, ', ' ORDER BY a.privilege_type)
         FROM pg_class c, aclexplode(c.relacl) a WHERE c.oid = %s GROUP BY 1, 2
         """,

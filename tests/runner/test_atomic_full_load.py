@@ -1,5 +1,6 @@
 """Full mode is atomic: readers see the old rows or the new rows, never an empty or partial table,
-and everything attached to the target (indexes, constraints, grants, views) survives a load."""
+and everything attached to the target (indexes, constraints, grants, views) survives a load.
+How the publish keeps readers from waiting, exchange by exchange, is in test_publish.py."""
 from __future__ import annotations
 
 import threading
@@ -114,7 +115,7 @@ def test_indexes_constraints_grants_and_views_survive_a_load(decorated_target, c
 
 
 def test_target_referenced_by_a_foreign_key_is_reloaded(create_pipeline, run_to_end, sql):
-    """TRUNCATE is refused when another table references the target; the load falls back to DELETE."""
+    """A foreign key into the target binds its OID: the row exchange keeps the table and the key."""
     pipeline = create_pipeline()
     assert run_to_end(pipeline["id"])["status"] == "SUCCESS"
     sql("CREATE TABLE analytics.film_notes (film_id uuid REFERENCES analytics.film_dim (film_id), note text)")
