@@ -5,7 +5,9 @@ Requests are written byte for byte on a socket, so that nothing on our side clea
 from __future__ import annotations
 
 import json
+import select
 import socket
+import time
 
 import pytest
 
@@ -14,16 +16,45 @@ from .stack import OPERATOR_TOKEN
 AUTH = f"Authorization: Bearer {OPERATOR_TOKEN}\r\n".encode()
 
 
-def raw(port: int, data: bytes, timeout: float = 10.0) -> tuple[int, dict, bytes]:
+def exchange(port: int, data: bytes, timeout: float = 10.0) -> bytes:
+    """Send `data` and return everything the server answers, until it closes the connection.
+
+    A server may answer before the request is fully sent: a 413 for a body over its limit, after
+    which it closes. If the client kept writing it would get a broken pipe or a reset, sooner or
+    later depending on the machine's load. So the client stops writing as soon as an answer arrives
+    or the connection breaks, and reads what came. Bounded by `timeout` in all."""
+    deadline = time.monotonic() + timeout
+    pending = memoryview(data)
+    received = bytearray()
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as conn:
-        conn.sendall(data)
-        chunks = []
+        conn.setblocking(False)
         while True:
-            chunk = conn.recv(65536)
-            if not chunk:
-                break
-            chunks.append(chunk)
-    head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"no complete answer within {timeout} s; got {bytes(received[:200])!r}")
+            writers = [conn] if pending else []
+            readable, writable, _ = select.select([conn], writers, [], remaining)
+            if readable:
+                try:
+                    chunk = conn.recv(65536)
+                except ConnectionResetError:
+                    break  # reset after answering: it closed with our unread bytes; keep what came
+                if not chunk:
+                    break
+                received += chunk
+                pending = pending[:0]  # it has answered: the rest of the request is not wanted
+            elif writable:
+                try:
+                    pending = pending[conn.send(pending[:65536]):]
+                except (BrokenPipeError, ConnectionResetError):
+                    pending = pending[:0]  # it stopped reading: read its answer
+    if not received:
+        raise ConnectionError("the server closed the connection without answering")
+    return bytes(received)
+
+
+def raw(port: int, data: bytes, timeout: float = 10.0) -> tuple[int, dict, bytes]:
+    head, _, body = exchange(port, data, timeout).partition(b"\r\n\r\n")
     lines = head.split(b"\r\n")
     status = int(lines[0].split()[1])
     headers = {}

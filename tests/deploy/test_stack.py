@@ -12,7 +12,7 @@ import psycopg2
 import pytest
 
 from .client import request
-from .stack import CONSOLE_PASSWORD, CONSOLE_USER, OPERATOR_TOKEN, REPO, VIEWER_TOKEN
+from .stack import CONSOLE_PASSWORD, CONSOLE_USER, OPERATOR_TOKEN, REPO, VIEWER_TOKEN, wait_until
 
 FILM_DIM_QUERY = "SELECT id AS film_id, title, rating FROM content.film_work"
 # About 2000 rows × 2 ms: a run that lasts a few seconds, so that it is in flight while we act.
@@ -147,8 +147,8 @@ def test_static_files_are_served_by_nginx(stack):
     assert reply.body == (REPO / "static" / "vendor" / "swagger-ui" / "swagger-ui.css").read_bytes()
     assert reply.header("Cache-Control") == "max-age=3600"  # nginx's `expires 1h`
     assert reply.header("Content-Type").startswith("text/css")
-    time.sleep(0.2)
-    assert path in stack.file("nginx-access.log")
+    # nginx writes its access line after the answer has gone out: wait for it, do not guess how long
+    wait_until(lambda: path in stack.file("nginx-access.log"), 10, "nginx's access log line")
     assert "/static/" not in stack.file("gunicorn-access.log"), "gunicorn saw a static file request"
 
 
@@ -231,7 +231,9 @@ def test_logs_are_json_with_request_and_run_ids_and_never_hold_tokens(stack):
     echoed = request(f"{base}/api/v1/pipelines/{pipeline['id']}", role="viewer")
     request_id = echoed.header("X-Request-ID")
     assert re.fullmatch(r"[0-9a-f]{32}", request_id)  # nginx's $request_id, passed to the app and back
-    time.sleep(0.3)
+    # Both log their line after the answer has gone out: wait for them, do not guess how long.
+    wait_until(lambda: request_id in stack.file("gunicorn-access.log"), 10, "gunicorn's access log line")
+    wait_until(lambda: request_id in stack.file("nginx-access.log"), 10, "nginx's access log line")
 
     access = [json.loads(line) for line in stack.file("gunicorn-access.log").splitlines() if line.startswith("{")]
     mine = [entry for entry in access if entry.get("request_id") == request_id]
