@@ -29,6 +29,7 @@ class Config:
     run_lease_s: float = 30.0  # ETL_RUN_LEASE_S: heartbeat age after which a run is lost
     heartbeat_s: float = 0.5  # ETL_HEARTBEAT_S: progress, heartbeat and pause-check period
     poll_s: float = 1.0  # ETL_POLL_S: how often an idle runner looks for queued runs
+    listen: bool = True  # ETL_LISTEN: runners LISTEN for queued runs (off behind a transaction-pooling proxy; polling remains)
     statement_timeout_s: float = 300.0  # ETL_STATEMENT_TIMEOUT_S: source query limit
     source_url: str | None = field(default=None, repr=False)  # ETL_SOURCE_URL: the least-privilege login user SQL runs as; None: provisioned on the embedded server, else the service's own login (flagged by health)
     source_schemas: tuple[str, ...] = ("content", "ugc")  # ETL_SOURCE_SCHEMAS: what the provisioned source login may read (plus the allowed targets)
@@ -37,6 +38,10 @@ class Config:
     reconcile_concurrency: int = 2  # ETL_RECONCILE_CONCURRENCY: reconcile-now requests one web process computes at once (more get 503)
     reconcile_after_run: bool = True  # ETL_RECONCILE_AFTER_RUN: compare source and target after each success
     secret_key: str | None = None  # ETL_SECRET_KEY: signs console sessions and CSRF tokens
+    # ETL_CONNECTION_KEY: Fernet key(s) encrypting connection passwords, newest first, comma-separated
+    # (rotation: see the README); unset: derived from ETL_SECRET_KEY, else from ETL_DATA_DIR's secret
+    connection_key: str | None = field(default=None, repr=False)
+    connection_test_timeout_s: float = 5.0  # ETL_CONNECTION_TEST_TIMEOUT_S: bound of a connection test (and reachability checks)
     log_level: str = "INFO"  # ETL_LOG_LEVEL
     log_format: str = "text"  # ETL_LOG_FORMAT: text | json (one JSON object a line, with request_id and run_id)
     api_tokens: str | None = field(default=None, repr=False)  # ETL_API_TOKENS: "token:operator,token:viewer"

@@ -25,6 +25,7 @@ from ..db.engine import Database
 from ..services import schedules
 from . import queries
 from .execute import RunExecution
+from .wakeup import QueuedRunListener
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,7 @@ class Runner:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._loop_thread: threading.Thread | None = None
+        self._listener: QueuedRunListener | None = None
         self._last_claim = self._last_reap = self._last_presence = self._last_schedule = 0.0
 
     # lifecycle -----------------------------------------------------------------------------
@@ -77,6 +79,10 @@ class Runner:
         if self._loop_thread is None:
             self._loop_thread = threading.Thread(target=self._loop, name="etl-runner", daemon=True)
             self._loop_thread.start()
+            from ..db.engine import libpq_dsn
+
+            if self.config.listen:
+                self._listener = QueuedRunListener(libpq_dsn(self.database.url), self.wake, self._stopping).start()
             log.info("runner %s started", self.worker_id)
         return self
 
@@ -98,6 +104,8 @@ class Runner:
             thread.join(max(0.0, deadline - time.monotonic()))
         if self._loop_thread is not None:
             self._loop_thread.join(max(0.0, deadline - time.monotonic()))
+        if self._listener is not None:
+            self._listener.join(max(0.0, deadline - time.monotonic()))
         try:
             with self.engine.begin() as conn:
                 conn.execute(text("DELETE FROM etl_runners WHERE worker_id = :w"), {"w": self.worker_id})
@@ -112,18 +120,22 @@ class Runner:
 
     # the loop ------------------------------------------------------------------------------
     def _loop(self) -> None:
+        woken = False
         while not self._stopping.is_set():
             try:
-                self.tick()
+                self.tick(woken)
             except Exception:  # noqa: BLE001 - a database hiccup must not kill the runner
                 log.exception("runner tick failed")
-            self._wake.wait(self.config.heartbeat_s)
+            woken = self._wake.wait(self.config.heartbeat_s)
             self._wake.clear()
 
-    def tick(self) -> None:
-        """One round: heartbeat runs in flight, reap lost ones, claim queued ones."""
+    def tick(self, woken: bool = False) -> None:
+        """One round: claim first when woken (a run was just queued), heartbeat runs in flight,
+        reap lost ones, fire schedules, and claim on the poll period."""
         now = time.monotonic()
-        woken = self._wake.is_set()
+        if woken:
+            self._last_claim = now
+            self._claim_all()
         self._heartbeat()
         if now - self._last_presence >= min(5.0, self.config.run_lease_s / 3):
             self._last_presence = now
@@ -135,7 +147,7 @@ class Runner:
         if now - self._last_schedule >= max(1.0, self.config.poll_s):
             self._last_schedule = now
             self.fire_schedules()
-        if woken or now - self._last_claim >= self.config.poll_s:
+        if now - self._last_claim >= self.config.poll_s:
             self._last_claim = now
             self._claim_all()
 

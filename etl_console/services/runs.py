@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..db.models import Pipeline, PipelineRun, PipelineStatus, RunStatus
+from ..runner.wakeup import notify_queued
 from .errors import RunNotFound
 from .pipelines import get_pipeline
 
@@ -42,6 +43,7 @@ def request_run(
         time.sleep(0.1)
     pipeline.status = PipelineStatus.RUNNING
     session.add(PipelineRun(id=uuid.uuid4(), pipeline_id=pipeline.id, status=RunStatus.RUNNING, trigger=trigger))
+    notify_queued(session)  # idle runners on every host wake at commit
     try:
         session.commit()
     except IntegrityError:
