@@ -68,7 +68,7 @@ def docker(tmp_path_factory):
     """A Docker client whose engine answers. If none answers, start dockerd (as root) and stop it at
     the end. It uses the flags from DESIGN §5, as .ci/run does."""
     if MODE == "skip":
-        pytest.skip("ETL_CONTAINER_TEST=skip")
+        pytest.skip("ETL_CONTAINER_TEST=skip (.ci/run's second pass: it ran in the first)")
     client = docker_client()
     if client is None:
         unavailable("no docker client (apt-get install -y docker.io; .ci/run installs it)")
