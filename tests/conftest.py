@@ -24,6 +24,7 @@ from etl_console.warehouse.demo import load_demo_data
 METADATA_TABLES = (
     "etl_pipeline_runs", "etl_state", "etl_pipeline_tasks", "etl_pipelines", "etl_runners",
     "etl_console_sessions", "etl_login_throttle",  # no session or failed-login count outlives its test
+    "etl_connections",
 )
 TARGET_TABLES = ("analytics.film_dim", "analytics.film_rating_agg")
 DEMO_FILMS = 2000

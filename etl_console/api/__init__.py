@@ -24,6 +24,7 @@ class Api(flask_smorest.Api):
 
 def init_api(app) -> Api:
     from .checks import blp as checks_blp
+    from .connections import blp as connections_blp
     from .health import blp as health_blp
     from .pipeline_extras import blp as extras_blp
     from .pipelines import blp as pipelines_blp
@@ -33,4 +34,5 @@ def init_api(app) -> Api:
     api.register_blueprint(extras_blp)
     api.register_blueprint(checks_blp)
     api.register_blueprint(health_blp)
+    api.register_blueprint(connections_blp)
     return api

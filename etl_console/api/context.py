@@ -30,3 +30,17 @@ def wake_runner() -> None:
     runner = state().runner
     if runner is not None:
         runner.wake()
+
+
+def secret_box():
+    """The key that encrypts connection passwords (etl_console.db.secret_box)."""
+    from ..db.secret_box import box_for
+
+    return box_for(state().config)
+
+
+def source_access():
+    """What reaching a named source connection needs: the password key and a time bound."""
+    from ..services.connections import SourceAccess
+
+    return SourceAccess(secret_box(), state().config.connection_test_timeout_s)

@@ -25,6 +25,12 @@ DOMAIN_STATUS: dict[type[domain.DomainError], int] = {
     domain.InvalidSchedule: 400,
     domain.ReconcileFailed: 400,
     domain.ServiceBusy: 503,
+    domain.ConnectionNotFound: 404,
+    domain.ConnectionNameTaken: 400,
+    domain.InvalidConnection: 400,
+    domain.ConnectionInUse: 409,
+    domain.UnknownSourceConnection: 400,
+    domain.SourceUnreachable: 400,
 }
 
 # FastAPI's own texts for routing errors.
@@ -91,16 +97,36 @@ def validation_error(type_: str, loc: list, msg: str, value: typing.Any, ctx: di
     return item
 
 
+# Write-only inputs (connection passwords, URLs that may carry one): a 422 echoes input, never these.
+SECRET_FIELDS = ("password", "url")
+REDACTED = "**********"
+
+
+def redact_secrets(value: typing.Any, field: str | None = None) -> typing.Any:
+    """The echoed input with secrets masked: a password field whole, the password inside a URL."""
+    if field == "password" and value is not None:
+        return REDACTED
+    if field == "url" and isinstance(value, str):
+        import re
+
+        return re.sub(r"(://[^/@:]*:)[^/]*@", r"\1" + REDACTED + "@", value)
+    if isinstance(value, dict):
+        return {key: redact_secrets(item, key if key in SECRET_FIELDS else None) for key, item in value.items()}
+    return value
+
+
 def messages_to_errors(messages: dict, body: typing.Any) -> list[dict]:
     """webargs' {location: {field: [message]}} into FastAPI's list, in schema field order."""
     errors = []
+    body = redact_secrets(body)
     for location, fields_messages in messages.items():
         prefix = _LOCATION.get(location, location)
         source = body if prefix == "body" else None
         for field, field_messages in fields_messages.items():
             for message in field_messages if isinstance(field_messages, list) else [field_messages]:
                 if isinstance(message, FieldError):
-                    errors.append(validation_error(message.type, [prefix, field], str(message), message.input, message.ctx))
+                    echoed = redact_secrets(message.input, field if field in SECRET_FIELDS else None)
+                    errors.append(validation_error(message.type, [prefix, field], str(message), echoed, message.ctx))
                 elif message == "Field required":
                     errors.append(validation_error("missing", [prefix, field], "Field required", source))
                 else:

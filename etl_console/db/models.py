@@ -8,9 +8,11 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     func,
@@ -54,6 +56,11 @@ class Pipeline(Base):
     schedule: Mapped[str | None] = mapped_column(String(255))
     # The last cron tick a runner claimed for this pipeline; a tick fires once, across all runners.
     schedule_last_tick: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Where the source query runs; None: the deployment's default source. RESTRICT: a connection in
+    # use cannot disappear under a pipeline (the API answers 409 before the database would refuse).
+    source_connection_id: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("etl_connections.id", ondelete="RESTRICT"), index=True
+    )
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
@@ -185,3 +192,30 @@ class LoginThrottleCounter(Base):
     key: Mapped[str] = mapped_column(String(512), primary_key=True)
     hits: Mapped[int] = mapped_column(Integer)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class SourceConnection(Base):
+    """A named PostgreSQL source (production, UGC) with its own login and limits.
+
+    The password is stored only as a Fernet token (etl_console.db.secret_box); nothing that reads
+    this row for display ever decrypts it."""
+
+    __tablename__ = "etl_connections"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    description: Mapped[str | None] = mapped_column(Text)
+    host: Mapped[str] = mapped_column(String(255))
+    port: Mapped[int] = mapped_column(Integer, default=5432)
+    database: Mapped[str] = mapped_column(String(255))
+    user: Mapped[str] = mapped_column(String(255))
+    sslmode: Mapped[str | None] = mapped_column(String(32))
+    options: Mapped[str | None] = mapped_column(Text)  # libpq's `options` (e.g. "-c search_path=content")
+    password_token: Mapped[bytes | None] = mapped_column(LargeBinary)  # Fernet token, never the password
+    statement_timeout_s: Mapped[float | None] = mapped_column(Float)  # None: ETL_STATEMENT_TIMEOUT_S
+    max_concurrent_runs: Mapped[int | None] = mapped_column(Integer)  # None: no limit
+    last_test: Mapped[dict | None] = mapped_column(JSONB)  # the last POST .../test answer
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )

@@ -46,6 +46,34 @@ class ReconcileFailed(DomainError):
     """Reconciliation could not run (no key, a failing source query); the message says why."""
 
 
+class ConnectionNotFound(DomainError):
+    def __init__(self) -> None:
+        super().__init__("Connection not found")
+
+
+class ConnectionNameTaken(DomainError):
+    def __init__(self) -> None:
+        super().__init__("Connection with this name already exists")
+
+
+class InvalidConnection(DomainError):
+    """Connection settings that are well-typed but unusable (a bad URL, a host and a URL at once)."""
+
+
+class ConnectionInUse(DomainError):
+    def __init__(self, pipeline_names: list[str]) -> None:
+        self.pipeline_names = pipeline_names
+        super().__init__(f"Connection is used by pipelines: {', '.join(pipeline_names)}")
+
+
+class UnknownSourceConnection(DomainError):
+    """A pipeline names a source connection that does not exist."""
+
+
+class SourceUnreachable(DomainError):
+    """The pipeline's source connection cannot be reached (or logged into) right now."""
+
+
 class ServiceBusy(DomainError):
     """Too much of one kind of work is in flight in this process; the client should retry shortly."""
 
