@@ -2,11 +2,19 @@
 
     python -P bench/full_load.py [--films 1000000] [--ratings 3000000] [--repeat 3] [--url URL]
 
-Baseline (DESIGN.md §6): in one transaction drop the target's primary key, TRUNCATE, COPY-pipe the
-source query into the target, re-add the key. Runner: a pipeline run through the real code path
-(service request -> runner claim -> FullLoad -> fenced commit), executed in a child process so its
-peak RSS is its own. Prints medians, the ratio runner/baseline, and peak RSS at 100k and 1M rows.
+Baseline `copy_pipe_truncate_reindex` (DESIGN.md §6): in one transaction drop the target's primary
+key, TRUNCATE, COPY-pipe the source query into the target, re-add the key. Runner: a pipeline run
+through the real code path (service request -> runner claim -> FullLoad: shadow, gates, publish ->
+fenced commit), executed in a child process so its peak RSS is its own. Prints medians, the ratio
+runner/baseline, and peak RSS at 100k and 1M rows.
+
+Readers: while each 1M load runs, one reader asks `SELECT 1 FROM <table> LIMIT 1` every 10 ms (its
+answer time is the lock wait plus well under a millisecond of work) and another counts the rows
+every 100 ms (only the old or the new count may appear). Reported for the baseline, for the runner
+on a plain target (rename exchange) and on a target a view depends on (row exchange, the reader
+reading through the view), with the publish's lock time from the run's details.
 Without --url it uses the embedded server under ./.etl-bench (the project's default engine).
+The figures are from a shared 2-core machine: read them as medians of noisy runs.
 """
 from __future__ import annotations
 
@@ -58,6 +66,66 @@ def baseline(dsn: str, query: str, table: str, pk_column: str) -> float:
     return elapsed
 
 
+class Readers:
+    """Reader threads measuring how long a reader of `table` waits while a load runs."""
+
+    def __init__(self, dsn: str, table: str) -> None:
+        self.dsn, self.table = dsn, table
+        self.waits: list[float] = []
+        self.counts: set[int] = set()
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._probe, daemon=True),
+                         threading.Thread(target=self._count, daemon=True)]
+
+    def __enter__(self) -> "Readers":
+        for thread in self._threads:
+            thread.start()
+        time.sleep(0.1)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        time.sleep(0.1)
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(30)
+
+    def _probe(self) -> None:
+        conn = psycopg2.connect(self.dsn)
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            while not self._stop.is_set():
+                started = time.monotonic()
+                cur.execute(f"SELECT 1 FROM {self.table} LIMIT 1")
+                cur.fetchall()
+                self.waits.append(time.monotonic() - started)
+                time.sleep(0.01)
+        conn.close()
+
+    def _count(self) -> None:
+        conn = psycopg2.connect(self.dsn)
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            while not self._stop.is_set():
+                cur.execute(f"SELECT count(*) FROM {self.table}")
+                self.counts.add(cur.fetchone()[0])
+                time.sleep(0.1)
+        conn.close()
+
+    def figures(self) -> dict:
+        waits = sorted(self.waits)
+        p99 = waits[min(len(waits) - 1, int(len(waits) * 0.99))] if waits else float("nan")
+        return {"reader_max_ms": 1000 * max(waits, default=float("nan")), "reader_p99_ms": 1000 * p99,
+                "reader_queries": len(waits), "counts": sorted(self.counts)}
+
+
+def with_readers(dsn: str, table: str, load) -> dict:
+    with Readers(dsn, table) as readers:
+        result = load()
+    if not isinstance(result, dict):
+        result = {"seconds": result}
+    return {**result, **readers.figures()}
+
+
 def runner_child(database_url: str, pipeline_name: str) -> None:
     """In a fresh process: request a run and execute it with a real Runner; print JSON figures."""
     import resource
@@ -96,6 +164,8 @@ def runner_child(database_url: str, pipeline_name: str) -> None:
                 "run_seconds": (run.finished_at - run.started_at).total_seconds(),
                 "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                 "startup_rss_mb": rss_before / 1024,
+                "publish": (run.details or {}).get("publish"),
+                "timings": (run.details or {}).get("timings"),
             }
         )
     )
@@ -169,10 +239,29 @@ def main() -> None:
         cur.execute("SHOW server_version")
         print(f"server: PostgreSQL {cur.fetchone()[0]}; {os.cpu_count()} cores")
 
-    base_times, runner_results = [], []
-    for _ in range(args.repeat):  # interleaved, so machine noise hits both alike
+    # Throughput runs have no readers (a reader counting 1M rows every 100 ms takes CPU from a load
+    # that lets it in, and none from one that locks it out); the reader runs come after, per repeat.
+    base_times, runner_results, view_results = [], [], []
+    base_readers, runner_readers, view_readers = [], [], []
+    view = "analytics.bench_film_dim_view"
+
+    def with_view(load):
+        with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+            cur.execute(f"CREATE VIEW {view} AS SELECT film_id, title, rating FROM analytics.film_dim")
+        try:
+            return load()
+        finally:
+            with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+                cur.execute(f"DROP VIEW {view}")
+
+    for _ in range(args.repeat):  # interleaved, so machine noise hits all alike
         base_times.append(baseline(dsn, FILM_QUERY, "analytics.film_dim", "film_id"))
         runner_results.append(run_runner(url, "bench_film_dim_1m"))
+        view_results.append(with_view(lambda: run_runner(url, "bench_film_dim_1m")))
+        base_readers.append(with_readers(dsn, "analytics.film_dim",
+                                         lambda: baseline(dsn, FILM_QUERY, "analytics.film_dim", "film_id")))
+        runner_readers.append(with_readers(dsn, "analytics.film_dim", lambda: run_runner(url, "bench_film_dim_1m")))
+        view_readers.append(with_view(lambda: with_readers(dsn, view, lambda: run_runner(url, "bench_film_dim_1m"))))
     small = [run_runner(url, "bench_film_dim_100k") for _ in range(args.repeat)]
     ratings_base = [baseline(dsn, RATINGS_QUERY, "analytics.film_rating_agg", "film_id") for _ in range(args.repeat)]
     ratings_runner = [run_runner(url, "bench_ratings_agg") for _ in range(args.repeat)]
@@ -189,7 +278,24 @@ def main() -> None:
     print(f"  etl-console runner (request -> SUCCESS):          "
           f"{statistics.median(r['seconds'] for r in runner_results):6.2f} s  {runner_rate:>10,.0f} rows/s   runs: "
           + ", ".join(f"{r['seconds']:.2f}" for r in runner_results))
-    print(f"  ratio runner/baseline: {runner_rate / base_rate:.2f}x")
+    view_rate = rows / statistics.median(r["seconds"] for r in view_results)
+    print(f"  runner, a view depends on the target:             "
+          f"{statistics.median(r['seconds'] for r in view_results):6.2f} s  {view_rate:>10,.0f} rows/s   runs: "
+          + ", ".join(f"{r['seconds']:.2f}" for r in view_results))
+    print(f"  ratio runner/baseline: {runner_rate / base_rate:.2f}x (plain target), {view_rate / base_rate:.2f}x (with a view)")
+    print(f"\nreaders during the 1M load, separate runs (median over runs of each run's max / p99 wait; "
+          f"every run's max in brackets)")
+    for label, results in (("baseline copy_pipe_truncate_reindex", base_readers),
+                           ("runner, plain target", runner_readers), ("runner, dependent view", view_readers)):
+        methods = {(r.get("publish") or {}).get("method") for r in results} - {None}
+        publish = [r["publish"]["locked_ms"] for r in results if r.get("publish")]
+        each_max = ", ".join(f"{r['reader_max_ms']:.0f}" for r in results)
+        print(f"  {label:<36} max {statistics.median(r['reader_max_ms'] for r in results):8.1f} ms   "
+              f"p99 {statistics.median(r['reader_p99_ms'] for r in results):7.1f} ms   "
+              f"[{each_max}]"
+              + (f"   exchange {'/'.join(sorted(methods))}, lock held median {statistics.median(publish):.1f} ms "
+                 f"[{', '.join(f'{ms:.1f}' for ms in publish)}]" if publish else ""))
+        print(f"  {'':<36} counts seen: {sorted({c for r in results for c in r['counts']})}")
     print(f"  runner peak RSS: {rss_100k:.1f} MB at 100k rows, {rss_1m:.1f} MB at 1M rows "
           f"(ratio {rss_1m / rss_100k:.2f}x)")
     agg_base = statistics.median(ratings_base)
