@@ -25,6 +25,7 @@ class Api(flask_smorest.Api):
 def init_api(app) -> Api:
     from .checks import blp as checks_blp
     from .connections import blp as connections_blp
+    from .pipeline_settings import blp as settings_blp
     from .health import blp as health_blp
     from .pipeline_extras import blp as extras_blp
     from .pipelines import blp as pipelines_blp
@@ -35,4 +36,5 @@ def init_api(app) -> Api:
     api.register_blueprint(checks_blp)
     api.register_blueprint(health_blp)
     api.register_blueprint(connections_blp)
+    api.register_blueprint(settings_blp)
     return api

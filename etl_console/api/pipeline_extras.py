@@ -9,7 +9,7 @@ from ..services import schedules as schedule_service
 from ..services import state as state_service
 from ..services.pipelines import get_pipeline
 from . import Blueprint, path_params
-from .context import db_session, state
+from .context import db_session, source_access, state
 from .schemas import (
     DetailErrorSchema,
     ReconciliationSchema,
@@ -111,7 +111,7 @@ def reconcile(pipeline_id):
     app_state = state()
     return reconcile_service.reconcile_pipeline(
         db_session(), pipeline_id, app_state.database.source_dsn, app_state.config.in_request_timeout_s,
-        app_state.config.source_role, slots=app_state.reconcile_slots,
+        app_state.config.source_role, slots=app_state.reconcile_slots, source_access=source_access(),
     ).as_dict()
 
 

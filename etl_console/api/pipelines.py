@@ -7,7 +7,7 @@ from flask.views import MethodView
 from ..services import pipelines as pipeline_service
 from ..services import runs as run_service
 from . import Blueprint, path_params
-from .context import allowed_targets, db_session, wake_runner
+from .context import allowed_targets, db_session, source_access, wake_runner
 from .errors import decode_cursor, encode_cursor
 from .schemas import (
     DetailErrorSchema,
@@ -64,7 +64,7 @@ class Pipelines(MethodView):
     @blp.alt_response(422, **VALIDATION)
     def post(self, data):
         """Create a pipeline"""
-        return pipeline_service.create_pipeline(db_session(), allowed_targets(), data)
+        return pipeline_service.create_pipeline(db_session(), allowed_targets(), data, source_access=source_access())
 
 
 @blp.route("/<pipeline_id>")
@@ -84,7 +84,9 @@ class PipelineById(MethodView):
     @blp.alt_response(422, **VALIDATION)
     def patch(self, changes, pipeline_id):
         """Update some fields of a pipeline; an empty body returns it unchanged"""
-        return pipeline_service.update_pipeline(db_session(), allowed_targets(), pipeline_id, changes)
+        return pipeline_service.update_pipeline(
+            db_session(), allowed_targets(), pipeline_id, changes, source_access=source_access()
+        )
 
 
 @blp.route("/<pipeline_id>/run", methods=["POST"])

@@ -28,6 +28,9 @@ class PipelineCreateSchema(_Input):
     source_query = fields.String(required=True, min_length=1)
     # Accepted (incremental mode's key column) but, as the contract says, never returned.
     incremental_key = fields.String(allow_none=True, load_default=None, min_length=1, max_length=255)
+    # Beyond v1, accepted and never returned here (see GET /api/v1/pipelines/{id}/settings): the name or
+    # id of a named source connection the source query reads; absent or null: the deployment's default.
+    source_connection = fields.String(allow_none=True, load_default=None, min_length=1, max_length=255)
 
 
 class PipelineUpdateSchema(_Input):
@@ -42,6 +45,7 @@ class PipelineUpdateSchema(_Input):
     batch_size = fields.Integer(ge=1, le=MAX_BATCH_SIZE)
     source_query = fields.String(min_length=1)
     incremental_key = fields.String(allow_none=True, min_length=1, max_length=255)
+    source_connection = fields.String(allow_none=True, min_length=1, max_length=255)  # null: the default source
 
 
 class UtcDateTime(ma.fields.Field):

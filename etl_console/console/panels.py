@@ -35,6 +35,7 @@ class EtlSettings:
     source_role: str | None
     reconcile_after_run: bool
     reconcile_slots: threading.Semaphore | None = None
+    source_access: Any = None  # services.connections.SourceAccess: opens pipelines' source connections
 
 
 # reconciliation --------------------------------------------------------------------------------
@@ -71,7 +72,7 @@ def reconcile_now(session: Session, pipeline_id: uuid.UUID, settings: EtlSetting
     try:
         result = reconcile_service.reconcile_pipeline(
             session, pipeline_id, settings.source_dsn, settings.in_request_timeout_s, settings.source_role,
-            slots=settings.reconcile_slots,
+            slots=settings.reconcile_slots, source_access=settings.source_access,
         )
     except (ReconcileFailed, ServiceBusy) as error:
         return ReconciliationPanel(pipeline_id, None, None, on_demand=True, error=str(error),

@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 import flask
 from werkzeug.exceptions import BadRequest, NotFound
 
-from ..api.context import allowed_targets, db_session, wake_runner
+from ..api.context import allowed_targets, db_session, source_access, wake_runner
 from ..api.context import state as etl_state
 from ..services import overview
 from ..services import pipelines as pipeline_service
@@ -62,6 +62,7 @@ def _settings() -> panels.EtlSettings:
         in_request_timeout_s=app_state.config.in_request_timeout_s,
         source_role=app_state.config.source_role,
         reconcile_after_run=app_state.config.reconcile_after_run,
+        source_access=source_access(),
     )
 
 

@@ -13,9 +13,9 @@ from ..services.errors import InvalidSourceQuery
 from ..services.sql_guard import check_source_query
 from ..warehouse.full_load import FullLoad, LoadCancelled
 from ..warehouse.incremental import IncrementalLoad
-from ..warehouse.reconcile import reconcile
 from ..warehouse.target import LoadError
 from . import queries
+from .sources import named_source, reconcile_after_run
 
 if TYPE_CHECKING:
     from .queries import ClaimedRun
@@ -31,6 +31,8 @@ class LeaseLost(Exception):
 
 
 class RunExecution:
+    named_source = None  # the pipeline's source connection, once _load resolved it
+
     def __init__(self, runner: "Runner", claimed: "ClaimedRun", active: "ActiveRun") -> None:
         self.runner = runner
         self.claimed = claimed
@@ -114,14 +116,15 @@ class RunExecution:
     def _load(self, config: dict):
         """The loader for the snapshot's mode; both share hooks, fencing and error handling."""
         database, settings = self.runner.database, self.runner.config
+        self.named_source = named = named_source(self.runner, config)  # None: the deployment's default source
         common = dict(
-            source_dsn=database.source_dsn,
+            source_dsn=named.dsn if named else database.source_dsn,
             target_dsn=database.warehouse_dsn,
             query=check_source_query(config["source_query"]),
             target_table=config["target_table"],
             batch_size=config["batch_size"],
-            statement_timeout_s=settings.statement_timeout_s,
-            source_role=settings.source_role,
+            statement_timeout_s=(named and named.statement_timeout_s) or settings.statement_timeout_s,
+            source_role=None if named else settings.source_role,  # a connection's own login is its boundary
             checks=config.get("checks") or {},
         )
         if config.get("mode") == "incremental":
@@ -140,13 +143,7 @@ class RunExecution:
     def _record_reconciliation(self, config: dict) -> None:
         """After a success: compare source and target over the key and keep the counts on the run."""
         try:
-            result = reconcile(
-                self.runner.database.source_dsn,
-                check_source_query(config["source_query"]),
-                config["target_table"],
-                self.runner.config.statement_timeout_s,
-                self.runner.config.source_role,
-            ).as_dict()
+            result = reconcile_after_run(self.runner, config, self.named_source)
         except Exception as error:  # noqa: BLE001 - a failed check must not turn a success into a failure
             result = {"error": str(error)}
         try:

@@ -42,7 +42,12 @@ def claim_run(conn: Connection, worker_id: str) -> ClaimedRun | None:
                         'name', p.name, 'type', p.type, 'mode', p.mode, 'target_table', p.target_table,
                         'batch_size', p.batch_size, 'source_query', p.source_query,
                         'incremental_key', p.incremental_key,
-                        'checks', (SELECT c.checks FROM etl_pipeline_checks c WHERE c.pipeline_id = p.id))
+                        'checks', (SELECT c.checks FROM etl_pipeline_checks c WHERE c.pipeline_id = p.id),
+                        -- Where it reads (never the password: the runner decrypts that at run time).
+                        'source_connection', (SELECT jsonb_build_object('id', sc.id, 'name', sc.name, 'host', sc.host,
+                                                                        'port', sc.port, 'database', sc.database,
+                                                                        'user', sc."user")
+                                              FROM etl_connections sc WHERE sc.id = p.source_connection_id))
                     FROM etl_pipelines p WHERE p.id = r.pipeline_id)
             FROM next WHERE r.id = next.id
             RETURNING r.id, r.pipeline_id, r.cancel_requested, r.config_snapshot

@@ -236,6 +236,42 @@ def resolve_source(session: Session, access: SourceAccess, connection_id: uuid.U
     return resolved
 
 
+def check_pipeline_source(session: Session, access: SourceAccess, connection_id: uuid.UUID, query: str,
+                          target_table: str, incremental_key: str | None = None) -> None:
+    """Save-time check of a pipeline reading a named source: the source answers, the query runs
+    there (LIMIT 0, READ ONLY, as the connection's login), and its columns fit the target."""
+    from ..warehouse.source import describe, open_read_only
+    from ..warehouse.source_probe import connect_source
+    from ..warehouse.target import LoadError, check_columns, target_columns
+    from .errors import InvalidSourceQuery
+
+    resolved = resolve_source(session, access, connection_id, check=False)
+    try:
+        source = connect_source(resolved.dsn, access.timeout_s, application_name="etl-console save check")
+    except psycopg2.Error as error:
+        raise SourceUnreachable(f"source connection '{resolved.name}' is unreachable: {first_line(error)}") from None
+    try:
+        cursor = open_read_only(source, min(access.timeout_s, resolved.statement_timeout_s or access.timeout_s))
+        columns = [column.name for column in describe(cursor, query)]
+    except LoadError as error:
+        raise InvalidSourceQuery(f"{error} (on source connection '{resolved.name}')") from None
+    finally:
+        source.close()
+    # The target lives in the warehouse, which this session reaches when it is the metadata database
+    # (the default); elsewhere the run checks the columns when it starts.
+    cursor = session.connection().connection.cursor()
+    try:
+        target = target_columns(cursor, target_table)
+        if incremental_key and incremental_key not in {column.name for column in target}:
+            columns = [name for name in columns if name != incremental_key]  # it filters, it is not loaded
+        check_columns(target_table, columns, target)
+    except LoadError as error:
+        if "does not exist" not in str(error):
+            raise InvalidSourceQuery(str(error)) from None
+    finally:
+        cursor.close()
+
+
 def pipeline_source_connection(session: Session, value: str | None) -> uuid.UUID | None:
     """A pipeline's `source_connection` (a name or an id; null for the default source) as an id."""
     if value is None:

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from ..db.models import Pipeline, PipelineRun, PipelineStatus, RunStatus
 from .errors import InvalidPipeline, NameTaken, PipelineBusy, PipelineNotFound, TargetNotAllowed
+from .connections import SourceAccess, check_pipeline_source, pipeline_source_connection
 from .sql_guard import check_source_query
 
 EDITABLE_FIELDS = (
@@ -76,11 +77,20 @@ def find_pipeline(session: Session, name_or_id: str) -> Pipeline:
         return pipeline
 
 
-def create_pipeline(session: Session, allowed_targets: Iterable[str], data: dict[str, Any]) -> Pipeline:
+def create_pipeline(
+    session: Session, allowed_targets: Iterable[str], data: dict[str, Any], *, source_access: SourceAccess | None = None
+) -> Pipeline:
+    """`source_connection` (a connection's name or id) makes the source query read that database;
+    with source_access the source is checked now (reachable, the query runs, its columns fit)."""
     values = {key: data[key] for key in EDITABLE_FIELDS if key in data}
     _check(session, allowed_targets, values)
     _check_incremental(session, values.get("mode", "full"), values.get("incremental_key"), values["target_table"])
-    pipeline = Pipeline(id=uuid.uuid4(), **values)
+    connection_id = pipeline_source_connection(session, data.get("source_connection"))
+    if connection_id is not None and source_access is not None:
+        check_pipeline_source(session, source_access, connection_id, check_source_query(values["source_query"]),
+                              values["target_table"],
+                              values.get("incremental_key") if values.get("mode") == "incremental" else None)
+    pipeline = Pipeline(id=uuid.uuid4(), source_connection_id=connection_id, **values)
     pipeline.status = PipelineStatus.IDLE if pipeline.enabled is not False else PipelineStatus.PAUSED
     session.add(pipeline)
     _commit_unique_name(session)
@@ -88,10 +98,21 @@ def create_pipeline(session: Session, allowed_targets: Iterable[str], data: dict
 
 
 def update_pipeline(
-    session: Session, allowed_targets: Iterable[str], pipeline_id: uuid.UUID, changes: dict[str, Any]
+    session: Session,
+    allowed_targets: Iterable[str],
+    pipeline_id: uuid.UUID,
+    changes: dict[str, Any],
+    *,
+    source_access: SourceAccess | None = None,
 ) -> Pipeline:
     pipeline = get_pipeline(session, pipeline_id, for_update=True)
+    connection_changed = "source_connection" in changes
+    new_connection = changes.get("source_connection")
     changes = {key: changes[key] for key in EDITABLE_FIELDS if key in changes}
+    if connection_changed:
+        connection_id = pipeline_source_connection(session, new_connection)
+        if connection_id != pipeline.source_connection_id:
+            changes["source_connection_id"] = connection_id
     if not changes:
         session.rollback()
         return pipeline
@@ -105,6 +126,15 @@ def update_pipeline(
         changes.get("incremental_key", pipeline.incremental_key),
         changes.get("target_table", pipeline.target_table),
     )
+    connection_id = changes.get("source_connection_id", pipeline.source_connection_id)
+    if connection_id is not None and source_access is not None and (
+        {"source_connection_id", "source_query", "target_table", "mode", "incremental_key"} & set(changes)
+    ):
+        incremental = changes.get("mode", pipeline.mode) == "incremental"
+        check_pipeline_source(session, source_access, connection_id,
+                              check_source_query(changes.get("source_query", pipeline.source_query)),
+                              changes.get("target_table", pipeline.target_table),
+                              changes.get("incremental_key", pipeline.incremental_key) if incremental else None)
     for key, value in changes.items():
         setattr(pipeline, key, value)
     if changes.get("enabled") is False:
@@ -177,3 +207,21 @@ def _commit_unique_name(session: Session) -> None:
         if "etl_pipelines_name_key" in str(error.orig):
             raise NameTaken() from None
         raise
+
+
+def pipeline_settings(session: Session, pipeline_id: uuid.UUID) -> dict[str, Any]:
+    """Everything beyond PipelineOut's keys a client may need, the source connection first."""
+    from ..db.models import SourceConnection
+
+    pipeline = get_pipeline(session, pipeline_id)
+    connection = session.get(SourceConnection, pipeline.source_connection_id) if pipeline.source_connection_id else None
+    return {
+        "pipeline_id": pipeline.id,
+        "name": pipeline.name,
+        "source_connection": {"id": connection.id, "name": connection.name} if connection else None,
+        "source_query": pipeline.source_query,
+        "incremental_key": pipeline.incremental_key,
+        "schedule": pipeline.schedule,
+        "created_at": pipeline.created_at,
+        "updated_at": pipeline.updated_at,
+    }
