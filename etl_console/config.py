@@ -48,8 +48,8 @@ class Config:
     console_users: str | None = field(default=None, repr=False)  # ETL_CONSOLE_USERS: "name[:role]=<hash>,..."
     allow_open: bool = False  # ETL_ALLOW_OPEN: serve without auth on a non-loopback address (auth done elsewhere)
     # ETL_ALLOWED_HOSTS: host names the service answers as ("etl.example.org,.example.org", "*" any);
-    # other Host headers get 400 (DNS rebinding). Unset: the loopback names, plus over a non-loopback
-    # address that address and the machine's host name (see etl_console/web_security.py).
+    # other Host headers get 400 (DNS rebinding). The loopback names always pass; unset, so do, over
+    # a non-loopback address, that address and the machine's host name (etl_console/web_security.py).
     allowed_hosts: str | None = None
     max_body_bytes: int = 1 << 20  # ETL_MAX_BODY_BYTES: larger request bodies get 413
     metrics_port: int = 0  # ETL_METRICS_PORT: `etl-console worker` serves /metrics on this port (0: off)

@@ -81,10 +81,12 @@ def split_host(value: str) -> tuple[str, int | None] | None:
 @dataclass(frozen=True)
 class AllowedHosts:
     """ETL_ALLOWED_HOSTS: comma-separated host names, any port. `*` allows any host; `.example.org`
-    allows example.org and its subdomains. Unset, the default depends on the address a request
-    arrived on: over loopback (or a unix socket) only the loopback names; over another address,
-    the loopback names, that address and this machine's host name. A deployment reached under a
-    DNS name (behind nginx or not) lists that name."""
+    allows example.org and its subdomains. The loopback names are always allowed: a browser never
+    sends them for a page of another site (a rebound name is still the attacker's name), and
+    health checks and the Dockerfile's HEALTHCHECK ask 127.0.0.1. Unset, the rest depends on the
+    address a request arrived on: over loopback (or a unix socket) nothing more; over another
+    address, that address and this machine's host name. A deployment reached under a DNS name
+    (behind nginx or not) lists that name."""
 
     names: tuple[str, ...] | None  # None: the default above
 
@@ -110,6 +112,8 @@ class AllowedHosts:
         return cls(tuple(names))
 
     def allows(self, name: str, arrived_on: str | None) -> bool:
+        if name in LOOPBACK_NAMES:
+            return True
         if self.names is None:
             return name in _default_names(arrived_on)
         for allowed in self.names:

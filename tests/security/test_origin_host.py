@@ -232,8 +232,9 @@ def test_allowed_hosts_setting(database_url, clean_database, monkeypatch):
         client = app.test_client()
         for host in ("etl.example.org", "etl.example.org:443", "corp.example", "a.b.corp.example:8080", "[::1]:8000"):
             assert client.get("/api/v1/health/live", headers={"Host": host}).status_code == 200, host
-        # Once the setting is given it is the whole list: loopback names are not added.
-        for host in ("localhost", "evil.example", "xcorp.example", "etl.example.org.evil.example"):
+        # The loopback names stay allowed (health checks ask 127.0.0.1); nothing else is added.
+        assert client.get("/api/v1/health/live", headers={"Host": "127.0.0.1:8000"}).status_code == 200
+        for host in ("evil.example", "xcorp.example", "etl.example.org.evil.example", "10.0.0.5"):
             assert client.get("/api/v1/health/live", headers={"Host": host}).status_code == 400, host
     finally:
         app.extensions["etl"].database.dispose()
@@ -241,6 +242,9 @@ def test_allowed_hosts_setting(database_url, clean_database, monkeypatch):
 
 def test_allowed_hosts_parsing_and_the_non_loopback_default():
     assert AllowedHosts.parse("*").allows("anything.example", "10.0.0.5")
+    configured = AllowedHosts.parse("etl.example.org")
+    assert configured.allows("etl.example.org", "10.0.0.5") and configured.allows("localhost", "10.0.0.5")
+    assert not configured.allows("10.0.0.5", "10.0.0.5")  # a list given is the list (plus loopback)
     assert AllowedHosts.parse(None).names is None
     default = AllowedHosts.parse("")
     # Reached over loopback (or a unix socket, or the test client): only the loopback names.
