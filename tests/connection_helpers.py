@@ -32,7 +32,7 @@ def password_login(admin_dsn: str, login: str, password: str, grant_from: str = 
         return
     with open(hba_path) as handle:
         original = handle.read()
-    cur.execute(f'DROP ROLE IF EXISTS "{login}"')
+    drop_login(cur, login)
     cur.execute(f'CREATE ROLE "{login}" LOGIN NOINHERIT PASSWORD %s', (password,))
     cur.execute(f'GRANT "{grant_from}" TO "{login}"')
     cur.execute(f'ALTER ROLE "{login}" INHERIT')
@@ -49,7 +49,7 @@ def password_login(admin_dsn: str, login: str, password: str, grant_from: str = 
         with open(hba_path, "w") as handle:
             handle.write(original)
         cur.execute("SELECT pg_reload_conf()")
-        cur.execute(f'DROP ROLE IF EXISTS "{login}"')
+        drop_login(cur, login)
         admin.close()
 
 
@@ -66,3 +66,11 @@ def _wait_for_password_rule(admin_dsn: str, login: str, timeout_s: float = 5.0) 
                 return
         time.sleep(0.05)
     raise AssertionError("the server did not take the password rule")
+
+
+def drop_login(cursor, login: str) -> None:
+    """Drop a test login with whatever privileges loads granted it (a shadow's schema, say)."""
+    cursor.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (login,))
+    if cursor.fetchone():
+        cursor.execute(f'DROP OWNED BY "{login}"')
+        cursor.execute(f'DROP ROLE "{login}"')

@@ -23,6 +23,15 @@ SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full"
 PASSWORD_DOC = "Write-only: never returned (see password_set). In PATCH, null removes it."
 
 
+class _NullableLiteral(fields.Literal):
+    """Literal that also takes null (Pydantic's Optional[Literal[...]])."""
+
+    def deserialize(self, value, attr=None, data=None, **kwargs):
+        if value is None and self.allow_none:
+            return None
+        return super().deserialize(value, attr, data, **kwargs)
+
+
 class ConnectionCreateSchema(_Input):
     name = fields.String(required=True, min_length=1, max_length=255)
     description = fields.String(allow_none=True, load_default=None)
@@ -34,7 +43,7 @@ class ConnectionCreateSchema(_Input):
     database = fields.String(min_length=1, max_length=255)
     user = fields.String(min_length=1, max_length=255)
     password = fields.String(allow_none=True, max_length=1000, load_only=True, metadata={"description": PASSWORD_DOC})
-    sslmode = fields.Literal(SSL_MODES, allow_none=True)
+    sslmode = _NullableLiteral(SSL_MODES, allow_none=True)
     options = fields.String(allow_none=True, max_length=1000, metadata={
         "description": "libpq options, e.g. \"-c search_path=content\""})
     statement_timeout_s = ma.fields.Float(allow_none=True, validate=ma.validate.Range(min=0.001, max=86400),

@@ -166,3 +166,4 @@ class RunDetailSchema(ma.Schema):
     reconciliation = ma.fields.Dict(allow_none=True)
     gates = ma.fields.List(ma.fields.Dict(), allow_none=True)  # quality gates, pass or fail
     publish = ma.fields.Dict(allow_none=True)  # exchange taken, lock waits, lock held
+    queue = ma.fields.Dict(allow_none=True)  # a queued run waiting for a slot of its source connection

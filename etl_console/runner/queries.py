@@ -24,19 +24,67 @@ class ClaimedRun:
     config: dict[str, Any]
 
 
+# Runs of one source connection that hold a slot (claimed, not finished), and those queued before
+# a given run. A queued run may start when both together leave a slot: older runs go first.
+_CONNECTION_BUSY = """
+    SELECT count(*) FROM etl_pipeline_runs busy JOIN etl_pipelines bp ON bp.id = busy.pipeline_id
+    WHERE bp.source_connection_id = {connection} AND busy.status = 'RUNNING' AND busy.worker_id IS NOT NULL
+"""
+_QUEUED_BEFORE = """
+    SELECT count(*) FROM etl_pipeline_runs older JOIN etl_pipelines op ON op.id = older.pipeline_id
+    WHERE op.source_connection_id = {connection} AND older.status = 'RUNNING' AND older.worker_id IS NULL
+      AND (older.started_at, older.id) < ({run}.started_at, {run}.id)
+"""
+_CANDIDATE = f"""
+    SELECT r.id, c.id AS connection_id, c.max_concurrent_runs
+    FROM etl_pipeline_runs r
+    JOIN etl_pipelines p ON p.id = r.pipeline_id
+    LEFT JOIN etl_connections c ON c.id = p.source_connection_id
+    WHERE r.status = 'RUNNING' AND r.worker_id IS NULL AND r.id <> ALL(CAST(:passed AS uuid[]))
+      AND (c.max_concurrent_runs IS NULL
+           OR ({_CONNECTION_BUSY.format(connection="c.id")}) + ({_QUEUED_BEFORE.format(connection="c.id", run="r")})
+              < c.max_concurrent_runs)
+    ORDER BY r.started_at, r.id LIMIT 1
+    FOR UPDATE OF r SKIP LOCKED
+"""
+_SLOT_FREE = f"""
+    SELECT ({_CONNECTION_BUSY.format(connection=":connection")})
+         + ({_QUEUED_BEFORE.format(connection=":connection", run="r")}) < :limit
+    FROM etl_pipeline_runs r WHERE r.id = :run
+"""
+
+
 def claim_run(conn: Connection, worker_id: str) -> ClaimedRun | None:
-    """Take the oldest queued run nobody holds, and snapshot its pipeline's configuration."""
+    """Take the oldest queued run nobody holds that its source connection has a slot for, and
+    snapshot its pipeline's configuration.
+
+    max_concurrent_runs holds across every runner: a claim of a limited connection's run locks the
+    connection's row, so claimers of one connection count its slots one after the other (each count
+    is a new statement, which sees the claims committed before it). Runs over the limit stay queued,
+    in order: a run starts only when the claimed runs plus the runs queued before it leave a slot."""
+    passed: list[str] = []  # limited runs another claimer took the last slot from meanwhile
+    while True:
+        candidate = conn.execute(text(_CANDIDATE), {"passed": passed}).one_or_none()
+        if candidate is None:
+            return None
+        if candidate.max_concurrent_runs is not None:
+            conn.execute(text("SELECT 1 FROM etl_connections WHERE id = :id FOR UPDATE"), {"id": candidate.connection_id})
+            free = conn.execute(
+                text(_SLOT_FREE),
+                {"connection": candidate.connection_id, "limit": candidate.max_concurrent_runs, "run": candidate.id},
+            ).scalar()
+            if not free:
+                passed.append(str(candidate.id))
+                continue
+        return _claim(conn, candidate.id, worker_id)
+
+
+def _claim(conn: Connection, run_id: uuid.UUID, worker_id: str) -> ClaimedRun:
     row = conn.execute(
         text(
             """
-            WITH next AS (
-                SELECT r.id FROM etl_pipeline_runs r
-                WHERE r.status = 'RUNNING' AND r.worker_id IS NULL
-                ORDER BY r.started_at LIMIT 1
-                FOR UPDATE SKIP LOCKED
-            )
             UPDATE etl_pipeline_runs r
-            SET worker_id = :worker, claimed_at = now(), heartbeat_at = now(),
+            SET worker_id = :worker, claimed_at = clock_timestamp(), heartbeat_at = now(),
                 config_snapshot = (
                     SELECT jsonb_build_object(
                         'name', p.name, 'type', p.type, 'mode', p.mode, 'target_table', p.target_table,
@@ -46,18 +94,43 @@ def claim_run(conn: Connection, worker_id: str) -> ClaimedRun | None:
                         -- Where it reads (never the password: the runner decrypts that at run time).
                         'source_connection', (SELECT jsonb_build_object('id', sc.id, 'name', sc.name, 'host', sc.host,
                                                                         'port', sc.port, 'database', sc.database,
-                                                                        'user', sc."user")
+                                                                        'user', sc."user",
+                                                                        'max_concurrent_runs', sc.max_concurrent_runs)
                                               FROM etl_connections sc WHERE sc.id = p.source_connection_id))
                     FROM etl_pipelines p WHERE p.id = r.pipeline_id)
-            FROM next WHERE r.id = next.id
+            WHERE r.id = :id
             RETURNING r.id, r.pipeline_id, r.cancel_requested, r.config_snapshot
             """
         ),
-        {"worker": worker_id},
-    ).one_or_none()
-    if row is None:
-        return None
+        {"worker": worker_id, "id": run_id},
+    ).one()
     return ClaimedRun(row.id, row.pipeline_id, row.cancel_requested, row.config_snapshot)
+
+
+def connection_queue(conn: Connection, run_id: uuid.UUID) -> dict | None:
+    """Why a queued run waits, when its source connection is at its limit (None otherwise)."""
+    row = conn.execute(
+        text(
+            f"""
+            SELECT c.name, c.max_concurrent_runs,
+                   ({_CONNECTION_BUSY.format(connection="c.id")}) AS running,
+                   ({_QUEUED_BEFORE.format(connection="c.id", run="r")}) AS ahead
+            FROM etl_pipeline_runs r
+            JOIN etl_pipelines p ON p.id = r.pipeline_id
+            JOIN etl_connections c ON c.id = p.source_connection_id
+            WHERE r.id = :run AND r.status = 'RUNNING' AND r.worker_id IS NULL AND c.max_concurrent_runs IS NOT NULL
+            """
+        ),
+        {"run": run_id},
+    ).one_or_none()
+    if row is None or row.running + row.ahead < row.max_concurrent_runs:
+        return None
+    return {
+        "waiting_for": f"source connection '{row.name}' (max_concurrent_runs {row.max_concurrent_runs})",
+        "running": row.running,
+        "queued_ahead": row.ahead,
+        "max_concurrent_runs": row.max_concurrent_runs,
+    }
 
 
 def heartbeat_run(conn: Connection, run, worker_id: str) -> tuple[bool, str | None]:

@@ -109,4 +109,14 @@ def run_detail(session: Session, pipeline_id: uuid.UUID, run_id: uuid.UUID) -> d
         "reconciliation": details.get("reconciliation"),
         "gates": details.get("gates"),
         "publish": details.get("publish"),
+        "queue": _queue(session, run),
     }
+
+
+def _queue(session: Session, run: PipelineRun) -> dict | None:
+    """For a run still queued: what it waits for when its source connection is at its limit."""
+    if run.status != RunStatus.RUNNING or run.worker_id is not None:
+        return None
+    from ..runner.queries import connection_queue
+
+    return connection_queue(session.connection(), run.id)

@@ -86,6 +86,8 @@ def test_patch_changes_only_what_is_sent_and_null_password_removes_it(client):
     created = create(client, name="p1", host="h", database="d", user="u", password=PASSWORD)
     patched = body_of(client.patch(f"{BASE}/{created['id']}", json={"name": "p2", "max_concurrent_runs": 3}), 200)
     assert (patched["name"], patched["max_concurrent_runs"], patched["host"], patched["password_set"]) == ("p2", 3, "h", True)
+    assert body_of(client.patch(f"{BASE}/{created['id']}", json={"sslmode": "require"}), 200)["sslmode"] == "require"
+    assert body_of(client.patch(f"{BASE}/{created['id']}", json={"sslmode": None}), 200)["sslmode"] is None
     cleared = body_of(client.patch(f"{BASE}/{created['id']}", json={"password": None}), 200)
     assert cleared["password_set"] is False
     readdressed = body_of(client.patch(f"{BASE}/{created['id']}", json={"url": "postgresql://v@other/db2"}), 200)
@@ -200,7 +202,7 @@ def test_test_fails_a_superuser_login_and_says_so(client, database_url):
 
 
 def test_a_login_with_a_dangerous_role_fails_the_test(client, source_parts, sql):
-    sql("DROP ROLE IF EXISTS etl_test_monitor")
+    sql("DROP ROLE IF EXISTS etl_test_monitor")  # never granted anything: nothing depends on it
     sql("CREATE ROLE etl_test_monitor LOGIN PASSWORD 'monitor-pw' IN ROLE pg_monitor")
     try:
         created = create(client, name="monitor", **{**source_parts, "user": "etl_test_monitor", "password": "monitor-pw"})
