@@ -228,3 +228,12 @@ def _watch(database, run_id):
             click.echo("", err=True)
             return run
         time.sleep(0.5)
+
+
+def _add_command_groups() -> None:
+    from .cli_connections import connections
+
+    main.add_command(connections)
+
+
+_add_command_groups()
