@@ -10,6 +10,9 @@ def init_console(app) -> None:
     from .views import bp
 
     app.register_blueprint(bp)
+    from .connections import bp as connections_bp
+
+    app.register_blueprint(connections_bp)
     app.jinja_env.filters.update(FILTERS)
     app.jinja_env.globals["can_operate"] = can_operate
     app.jinja_env.globals["pipeline_href"] = pipeline_href

@@ -23,12 +23,17 @@ FIELDS = pipeline_service.EDITABLE_FIELDS  # the form edits exactly what the ser
 _NAMED_IN_MESSAGES = ("target_table", "batch_size", "source_query", "incremental_key")
 _OPTIONAL_TEXT = ("description", "incremental_key")  # an empty box means null
 FORM_ERROR = "__form__"  # errors that belong to no single field
+# The named source connection (a name; empty: the deployment's default). Not an EDITABLE_FIELD: the
+# service resolves it to an id, and PipelineOut never returns it.
+SOURCE_FIELD = "source_connection"
 
 # Which field a domain error is about; anything else is shown above the form.
 _ERROR_FIELD: dict[type[errors.DomainError], str] = {
     errors.NameTaken: "name",
     errors.TargetNotAllowed: "target_table",
     errors.InvalidSourceQuery: "source_query",
+    errors.UnknownSourceConnection: SOURCE_FIELD,
+    errors.SourceUnreachable: SOURCE_FIELD,
 }
 
 _create_schema = PipelineCreateSchema()
@@ -63,12 +68,14 @@ class PipelineForm:
                 "batch_size": "1000",
                 "source_query": "",
                 "incremental_key": "",
+                SOURCE_FIELD: "",
             }
         )
 
     @classmethod
-    def of(cls, pipeline: Pipeline) -> "PipelineForm":
+    def of(cls, pipeline: Pipeline, source_connection: str = "") -> "PipelineForm":
         values = {name: getattr(pipeline, name, None) for name in FIELDS}
+        values[SOURCE_FIELD] = source_connection
         for name in _OPTIONAL_TEXT:
             values[name] = values[name] or ""
         values["batch_size"] = str(values["batch_size"])
@@ -90,20 +97,22 @@ class PipelineForm:
                 value = form[name].replace("\r\n", "\n")  # browsers send textarea breaks as CRLF
                 stripped = name in ("name", "target_table", "batch_size", "incremental_key")
                 values[name] = value.strip() if stripped else value
+        if SOURCE_FIELD in form:
+            values[SOURCE_FIELD] = form[SOURCE_FIELD].strip()
         form_state = cls({**blank, **values})
         form_state.present = set(values)
         return form_state
 
     def payload(self) -> dict[str, Any]:
         """The form as the JSON body the API would get: an empty optional box is null."""
-        data = {name: self.values[name] for name in FIELDS if name in self.present}
-        for name in _OPTIONAL_TEXT:
+        data = {name: self.values[name] for name in (*FIELDS, SOURCE_FIELD) if name in self.present}
+        for name in (*_OPTIONAL_TEXT, SOURCE_FIELD):
             if name in data:
                 data[name] = data[name] or None
         return data
 
 
-def create(session: Session, allowed_targets: Iterable[str], form: PipelineForm) -> Pipeline | None:
+def create(session: Session, allowed_targets: Iterable[str], form: PipelineForm, source_access=None) -> Pipeline | None:
     """Create the pipeline, or return None with form.errors filled in."""
     data = form.payload()
     if data.get("batch_size") == "":
@@ -111,11 +120,11 @@ def create(session: Session, allowed_targets: Iterable[str], form: PipelineForm)
     loaded = _load(_create_schema, data, form)
     if loaded is None:
         return None
-    return _call(form, pipeline_service.create_pipeline, session, allowed_targets, loaded)
+    return _call(form, pipeline_service.create_pipeline, session, allowed_targets, loaded, source_access=source_access)
 
 
 def update(
-    session: Session, allowed_targets: Iterable[str], pipeline_id: uuid.UUID, form: PipelineForm
+    session: Session, allowed_targets: Iterable[str], pipeline_id: uuid.UUID, form: PipelineForm, source_access=None
 ) -> Pipeline | None:
     """Apply the fields the operator changed (a PATCH of just those), or return None with errors.
 
@@ -126,10 +135,13 @@ def update(
     if loaded is None:
         return None
     current = pipeline_service.get_pipeline(session, pipeline_id)
-    changes = {key: value for key, value in loaded.items() if getattr(current, key) != value}
+    changes = {key: value for key, value in loaded.items() if key != SOURCE_FIELD and getattr(current, key) != value}
+    if SOURCE_FIELD in loaded:  # the service compares it with the current connection itself
+        changes[SOURCE_FIELD] = loaded[SOURCE_FIELD]
     # Let the service lock and re-read the row itself rather than trust this earlier read.
     session.rollback()
-    return _call(form, pipeline_service.update_pipeline, session, allowed_targets, pipeline_id, changes)
+    return _call(form, pipeline_service.update_pipeline, session, allowed_targets, pipeline_id, changes,
+                 source_access=source_access)
 
 
 def _load(schema: ma.Schema, data: dict[str, Any], form: PipelineForm) -> dict[str, Any] | None:
@@ -138,13 +150,13 @@ def _load(schema: ma.Schema, data: dict[str, Any], form: PipelineForm) -> dict[s
     except ma.ValidationError as error:
         for name, messages in error.normalized_messages().items():
             message = messages[0] if isinstance(messages, list) else messages
-            form.errors[name if name in FIELDS else FORM_ERROR] = str(message)
+            form.errors[name if name in (*FIELDS, SOURCE_FIELD) else FORM_ERROR] = str(message)
         return None
 
 
-def _call(form: PipelineForm, service, *args) -> Pipeline | None:
+def _call(form: PipelineForm, service, *args, **kwargs) -> Pipeline | None:
     try:
-        return service(*args)
+        return service(*args, **kwargs)
     except errors.PipelineNotFound:
         raise
     except errors.DomainError as error:

@@ -16,6 +16,7 @@ from werkzeug.exceptions import BadRequest, NotFound
 
 from ..api.context import allowed_targets, db_session, source_access, wake_runner
 from ..api.context import state as etl_state
+from ..services import connections as connection_service
 from ..services import overview
 from ..services import pipelines as pipeline_service
 from ..services import runs as run_service
@@ -128,7 +129,7 @@ def new_pipeline():
     if flask.request.method == "GET":
         return _form_page(forms.PipelineForm.blank(), None)
     form = forms.PipelineForm.submitted(flask.request.form)
-    pipeline = forms.create(db_session(), allowed_targets(), form)
+    pipeline = forms.create(db_session(), allowed_targets(), form, source_access())
     if pipeline is None:
         return _form_page(form, None), 400
     return flask.redirect(flask.url_for(".pipeline", pipeline_id=pipeline.id), 303)
@@ -140,9 +141,10 @@ def edit_pipeline(pipeline_id: str):
     session = db_session()
     if flask.request.method == "GET":
         pipeline = pipeline_service.get_pipeline(session, pid)
-        return _form_page(forms.PipelineForm.of(pipeline), pipeline)
+        source = pipeline_service.pipeline_settings(session, pid)["source_connection"]
+        return _form_page(forms.PipelineForm.of(pipeline, source["name"] if source else ""), pipeline)
     form = forms.PipelineForm.submitted(flask.request.form)
-    saved = forms.update(session, allowed_targets(), pid, form)
+    saved = forms.update(session, allowed_targets(), pid, form, source_access())
     if saved is None:
         return _form_page(form, pipeline_service.get_pipeline(session, pid)), 400
     return flask.redirect(flask.url_for(".pipeline", pipeline_id=pid), 303)
@@ -154,6 +156,7 @@ def _form_page(form: forms.PipelineForm, pipeline):
         form=form,
         pipeline=pipeline,
         targets=allowed_targets(),
+        connections=[connection.name for connection in connection_service.list_connections(db_session())],
         # The contract's refusal, shown before the operator types anything; saving still refuses.
         busy_message=str(PipelineBusy()) if pipeline is not None and pipeline.status == "RUNNING" else None,
     )
