@@ -29,6 +29,7 @@ class Config:
     run_lease_s: float = 30.0  # ETL_RUN_LEASE_S: heartbeat age after which a run is lost
     heartbeat_s: float = 0.5  # ETL_HEARTBEAT_S: progress, heartbeat and pause-check period
     poll_s: float = 1.0  # ETL_POLL_S: how often an idle runner looks for queued runs
+    load_path: str = "auto"  # ETL_LOAD_PATH: auto (in-database INSERT … SELECT when the source is the warehouse) | copy (always the COPY stream)
     listen: bool = True  # ETL_LISTEN: runners LISTEN for queued runs (off behind a transaction-pooling proxy; polling remains)
     statement_timeout_s: float = 300.0  # ETL_STATEMENT_TIMEOUT_S: source query limit
     source_url: str | None = field(default=None, repr=False)  # ETL_SOURCE_URL: the least-privilege login user SQL runs as; None: provisioned on the embedded server, else the service's own login (flagged by health)
@@ -87,6 +88,8 @@ class Config:
     def validate(self) -> None:
         if self.log_format not in ("text", "json"):
             raise ValueError(f"ETL_LOG_FORMAT must be 'text' or 'json', not {self.log_format!r}")
+        if self.load_path not in ("auto", "copy"):
+            raise ValueError(f"ETL_LOAD_PATH must be 'auto' or 'copy', not {self.load_path!r}")
         if self.runner not in ("thread", "off"):
             raise ValueError(f"ETL_RUNNER must be 'thread' or 'off', not {self.runner!r}")
         for table in self.allowed_target_tables:

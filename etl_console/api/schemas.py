@@ -166,4 +166,6 @@ class RunDetailSchema(ma.Schema):
     reconciliation = ma.fields.Dict(allow_none=True)
     gates = ma.fields.List(ma.fields.Dict(), allow_none=True)  # quality gates, pass or fail
     publish = ma.fields.Dict(allow_none=True)  # exchange taken, lock waits, lock held
+    path = ma.fields.Dict(allow_none=True)  # how the rows moved ("in-database" or "copy") and why
+    progress = ma.fields.String(allow_none=True)  # "approximate …" while an in-database statement runs, then "exact"
     queue = ma.fields.Dict(allow_none=True)  # a queued run waiting for a slot of its source connection

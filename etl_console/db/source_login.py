@@ -36,11 +36,16 @@ DANGEROUS_ROLES = (
     "pg_read_all_stats",
 )
 # In a database the service owns (the embedded one), these are also taken from PUBLIC: a source query
-# could otherwise hold advisory locks, stop the other runs' source sessions (same login) or notify listeners.
+# could otherwise hold advisory locks, stop the other runs' source sessions (same login), notify
+# listeners, or (on the in-database path, which runs READ WRITE) store large objects.
 _FUNCTIONS_REVOKED_FROM_PUBLIC = (
     "pg_terminate_backend(integer, bigint)",
     "pg_cancel_backend(integer)",
     "pg_notify(text, text)",
+    "lo_create(oid)",
+    "lo_creat(integer)",
+    "lo_from_bytea(oid, bytea)",
+    "lo_put(oid, bigint, bytea)",
     "pg_advisory_lock(bigint)",
     "pg_advisory_lock(integer, integer)",
     "pg_advisory_lock_shared(bigint)",

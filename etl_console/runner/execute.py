@@ -42,8 +42,10 @@ class RunExecution:
         self.details: dict = {}  # what the load reports for the run's details (gates, publish)
 
     # LoadHooks -------------------------------------------------------------------------------
-    def bind_interrupt(self, interrupt: Callable[[], None]) -> None:
+    def bind_interrupt(self, interrupt: Callable[[], None], grace_s: float | None = None) -> None:
+        """grace_s=0: the load has no batch boundaries to wait for, so a cancel interrupts at once."""
         self.active.interrupt = interrupt
+        self.active.interrupt_grace_s = grace_s
 
     def on_batch(self, rows_read: int, rows_written: int) -> None:
         self.active.rows_read, self.active.rows_written = rows_read, rows_written
@@ -138,7 +140,7 @@ class RunExecution:
                 pipeline_id=self.claimed.pipeline_id,
                 run_id=self.claimed.run_id,
             )
-        return FullLoad(**common, run_id=self.claimed.run_id)
+        return FullLoad(**common, run_id=self.claimed.run_id, load_path=settings.load_path)
 
     def _record_reconciliation(self, config: dict) -> None:
         """After a success: compare source and target over the key and keep the counts on the run."""

@@ -42,6 +42,7 @@ class ActiveRun:
     cancel_reason: str | None = None  # set by the monitor; acted on at the next batch boundary
     cancel_since: float | None = None
     interrupt: Callable[[], None] | None = None  # cancels the source query when no boundary comes
+    interrupt_grace_s: float | None = None  # None: PAUSE_GRACE_S; 0 for a load with no batch boundaries
 
     def cancel(self, reason: str) -> None:
         if self.cancel_reason is None:
@@ -182,7 +183,7 @@ class Runner:
                 elif cancel == "pause":
                     run.cancel("pause")
         for run in active:
-            run.interrupt_if_overdue(PAUSE_GRACE_S)
+            run.interrupt_if_overdue(PAUSE_GRACE_S if run.interrupt_grace_s is None else run.interrupt_grace_s)
 
     def _claim_all(self) -> None:
         while not self._stopping.is_set() and self._slots.acquire(blocking=False):

@@ -109,6 +109,8 @@ def run_detail(session: Session, pipeline_id: uuid.UUID, run_id: uuid.UUID) -> d
         "reconciliation": details.get("reconciliation"),
         "gates": details.get("gates"),
         "publish": details.get("publish"),
+        "path": details.get("path"),
+        "progress": details.get("progress"),
         "queue": _queue(session, run),
     }
 

@@ -24,6 +24,7 @@ from psycopg2 import sql
 
 from .. import failpoints
 from .copy_pipe import SourceFailed, copy_pipe
+from .in_database import fill_shadow, same_database, writable_relations
 from .gates import GateFailed, builtin_gates, run_assertions
 from .publish import ROWS, RENAME, ExchangeRefused, PublishReport, exchange_by_rename, exchange_rows, oid_dependents, wait_for_lock
 from .shadow import Shadow, build_indexes, create_shadow, drop_shadow, grant_read, revoke_read, sweep_orphans, target_indexes
@@ -31,6 +32,9 @@ from .source import describe, open_read_only, source_error
 from .target import LoadError, check_columns, table_identifier, target_columns
 
 log = logging.getLogger(__name__)
+
+IN_DATABASE = "in-database"
+COPY_STREAM = "copy"
 
 
 class LoadCancelled(Exception):
@@ -140,6 +144,7 @@ class FullLoad(Load):
     run_id: uuid.UUID = field(default_factory=uuid.uuid4, kw_only=True)  # names the shadow
     publish_lock_timeout_s: float = field(default=0.05, kw_only=True)  # the most a reader queues behind us
     publish_give_up_s: float = field(default=600.0, kw_only=True)
+    load_path: str = field(default="auto", kw_only=True)  # "auto" (in-database when one database) | "copy"
 
     def _run(self, source, target, hooks: LoadHooks) -> LoadResult:
         timings: dict[str, float] = {}
@@ -176,27 +181,13 @@ class FullLoad(Load):
         timings["prepare_s"] = time.monotonic() - started
 
         copy_started = time.monotonic()
-        columns = sql.SQL(", ").join(sql.Identifier(name) for name in source_columns)
-        copy_in = sql.SQL("COPY {} ({}) FROM STDIN").format(shadow.identifier, columns).as_string(target)
-        copy_out = f"COPY (\n{self.query}\n) TO STDOUT"
-        source_rows = SourceRowCounter(self.source_dsn, source.get_backend_pid())
-        try:
-            rows = copy_pipe(
-                source_cursor,
-                copy_out,
-                cursor,
-                copy_in,
-                self.batch_size,
-                on_boundary=lambda boundary: hooks.on_batch(boundary, boundary),
-                cancel_source=source.cancel,
-                on_progress=_progress(hooks, written=True),
-                source_rows=source_rows,
-            )
-        except SourceFailed as failure:
-            raise source_error(failure.error) from None
-        finally:
-            source_rows.close()
-        source_cursor.execute("COMMIT")
+        path = self._choose_path(source_cursor, target, shadow)
+        report(hooks, {"path": path}, persist=True)
+        if path["name"] == IN_DATABASE:
+            rows = self._fill_in_database(source, target, hooks, shadow, source_columns, source_user)
+            cursor = target.cursor()
+        else:
+            rows = self._fill_by_copy(source, source_cursor, target, cursor, hooks, shadow, source_columns)
         timings["copy_s"] = time.monotonic() - copy_started
         hooks.on_batch(rows, rows)
 
@@ -218,6 +209,65 @@ class FullLoad(Load):
         # and column statistics follow within a fraction of a second, off the run's critical path.
         self._analyze(target)
         return LoadResult(rows, rows, timings)
+
+    def _choose_path(self, source_cursor, target, shadow: Shadow) -> dict:
+        """In-database when the source session can see the shadow (one database), unless forced."""
+        if self.load_path == COPY_STREAM:
+            return {"name": COPY_STREAM, "why": "ETL_LOAD_PATH=copy forces the COPY stream"}
+        target.commit()  # the (empty) shadow becomes visible to other sessions; the target is untouched
+        if same_database(source_cursor, shadow):
+            if writable := writable_relations(source_cursor, shadow):
+                return {"name": COPY_STREAM, "why": "the source login may write to "
+                        f"{', '.join(writable)}, so its SQL runs only in READ ONLY transactions"}
+            return {"name": IN_DATABASE, "why": "the source query reads the warehouse itself: "
+                    "INSERT … SELECT inside PostgreSQL, no rows through the runner"}
+        return {"name": COPY_STREAM, "why": "the source is another database: COPY out of it, COPY into the shadow"}
+
+    def _fill_in_database(self, source, target, hooks, shadow: Shadow, source_columns, source_user) -> int:
+        source.cursor().execute("ROLLBACK")  # the read-only describe transaction
+        bind = getattr(hooks, "bind_interrupt")
+        try:
+            bind(source.cancel, grace_s=0.0)  # no batch boundary will come: a pause cancels at once
+        except TypeError:
+            bind(source.cancel)
+        on_progress = getattr(hooks, "on_progress", None)
+        report(hooks, {"progress": "approximate while the statement runs (from the shadow's size), exact at the end"},
+               persist=True)
+        try:
+            rows = fill_shadow(
+                source, target, shadow, source_user, self.query, source_columns, self.statement_timeout_s,
+                self.source_role, lambda approx: on_progress(approx, approx) if on_progress else None,
+                self.target_dsn, self.target_table,
+            )
+        except psycopg2.Error as error:
+            target.rollback()
+            raise source_error(error) from None
+        report(hooks, {"progress": "exact"}, persist=True)
+        return rows
+
+    def _fill_by_copy(self, source, source_cursor, target, cursor, hooks, shadow: Shadow, source_columns) -> int:
+        columns = sql.SQL(", ").join(sql.Identifier(name) for name in source_columns)
+        copy_in = sql.SQL("COPY {} ({}) FROM STDIN").format(shadow.identifier, columns).as_string(target)
+        copy_out = f"COPY (\n{self.query}\n) TO STDOUT"
+        source_rows = SourceRowCounter(self.source_dsn, source.get_backend_pid())
+        try:
+            rows = copy_pipe(
+                source_cursor,
+                copy_out,
+                cursor,
+                copy_in,
+                self.batch_size,
+                on_boundary=lambda boundary: hooks.on_batch(boundary, boundary),
+                cancel_source=source.cancel,
+                on_progress=_progress(hooks, written=True),
+                source_rows=source_rows,
+            )
+        except SourceFailed as failure:
+            raise source_error(failure.error) from None
+        finally:
+            source_rows.close()
+        source_cursor.execute("COMMIT")
+        return rows
 
     def _build_indexes(self, cursor, indexes) -> None:
         try:

@@ -40,8 +40,9 @@ def test_pause_interrupts_a_source_that_produces_no_rows(client, create_pipeline
         source_query="SELECT md5('x')::uuid AS film_id, 't' AS title, 1.0::float8 AS rating FROM pg_sleep(20)"
     )
     client.post(f"/api/v1/pipelines/{pipeline['id']}/run")
-    wait_for(lambda: sql("SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY (%pg_sleep(20)%'")[0][0],
-             message="the source query to start")
+    wait_for(lambda: sql("SELECT count(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid() "
+                         "AND query LIKE '%FROM pg_sleep(20)%' AND (query LIKE 'COPY%' OR query LIKE 'INSERT%')")[0][0],
+             message="the source query to start")  # COPY stream or in-database INSERT … SELECT
     paused_at = time.monotonic()
     client.post(f"/api/v1/pipelines/{pipeline['id']}/pause")
 

@@ -297,6 +297,7 @@ def test_a_pause_while_waiting_to_publish_leaves_the_target(client, create_pipel
     assert sql(SHADOWS) == [(0,)]
 
 
+@pytest.mark.parametrize("app_overrides", [{"load_path": "copy"}])  # the stream's own progress (rows counted)
 def test_progress_of_a_slow_source_shows_within_a_second(client, create_pipeline, sql):
     """One row every 20 ms, batches of 1000: progress must not wait for a batch (or a 256 KiB buffer)."""
     pipeline = create_pipeline(source_query=slow_film_query(200, 1, 0.02), batch_size=1000)

@@ -48,6 +48,7 @@ DIRECT_ATTACKS = [
     "SELECT pg_reload_conf()",
     "SELECT pg_rotate_logfile()",
     "SELECT lo_import('/etc/hostname')",
+    "SELECT lo_from_bytea(0, 'x')",
     "SELECT set_config('role', 'postgres', false)",
     "SELECT set_config('session_authorization', 'postgres', false)",
     "SELECT pg_advisory_lock(1)",
