@@ -4,7 +4,6 @@ from __future__ import annotations
 import atexit
 import json
 import logging
-import secrets
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ from werkzeug.routing import RequestRedirect
 from flask_wtf.csrf import CSRFProtect
 
 from .config import Config
+from .local_secrets import local_secret
 from .db.engine import Database
 from .db.migrate import upgrade
 
@@ -30,21 +30,6 @@ def _asset_dir(name: str) -> str:
     if in_checkout.is_dir():
         return str(in_checkout)
     return str(Path(sys.prefix) / "share" / "etl-console" / name)
-
-
-def _local_secret(data_dir: str) -> str:
-    """A secret shared by every process on this host (gunicorn workers), kept in ETL_DATA_DIR."""
-    import os
-
-    path = Path(data_dir).expanduser() / "secret_key"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_text().strip()
-    with os.fdopen(fd, "w") as handle:
-        handle.write(secrets.token_hex(32))
-    return path.read_text().strip()
 
 
 class ContractJSONProvider(DefaultJSONProvider):
@@ -97,7 +82,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     app = EtlFlask("etl_console", template_folder=_asset_dir("templates"), static_folder=_asset_dir("static"))
     app.json = ContractJSONProvider(app)
     app.config.update(
-        SECRET_KEY=config.secret_key or _local_secret(config.data_dir),
+        SECRET_KEY=config.secret_key or local_secret(config.data_dir, "secret_key"),
         API_TITLE="etl-console",
         API_VERSION="v1",
         OPENAPI_VERSION="3.0.3",

@@ -11,11 +11,8 @@ wrong with whatever login a deployment configured (ETL_SOURCE_URL).
 """
 from __future__ import annotations
 
-import os
-import secrets
 import threading
 import time
-from pathlib import Path
 from typing import Iterable
 
 import psycopg2
@@ -202,20 +199,9 @@ def login_url(url: str, login: str, password: str) -> str:
 
 def local_password(data_dir: str, name: str = "source_login_password") -> str:
     """A generated password kept under ETL_DATA_DIR; every process reads the one that won the race."""
-    path = Path(data_dir).expanduser() / name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not path.exists():
-        candidate = path.with_name(f".{name}.{os.getpid()}.{secrets.token_hex(4)}")
-        fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(secrets.token_urlsafe(32))
-        try:
-            os.link(candidate, path)  # atomic: fails if another process got there first
-        except FileExistsError:
-            pass
-        finally:
-            candidate.unlink()
-    return path.read_text().strip()
+    from ..local_secrets import local_secret
+
+    return local_secret(data_dir, name)
 
 
 def _current_database(cur) -> sql.Identifier:
