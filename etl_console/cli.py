@@ -1,4 +1,5 @@
-"""The `etl-console` command (click, through Flask's CLI)."""
+"""The `etl-console` command: a plain click group. Nothing runs until a command does: `--help` and a
+mistyped command open no connection, create no files and start no runner."""
 from __future__ import annotations
 
 import os
@@ -8,18 +9,11 @@ import threading
 import time
 
 import click
-from flask.cli import FlaskGroup
 
 from .config import Config
 
 
-def _app_factory():
-    from . import create_app
-
-    return create_app()
-
-
-@click.group(cls=FlaskGroup, create_app=_app_factory, add_default_commands=False, add_version_option=False)
+@click.group()
 def main() -> None:
     """etl-console: manage and run SQL ETL pipelines.
 
@@ -42,7 +36,7 @@ def db() -> None:
     """Metadata database commands."""
 
 
-@db.command("upgrade", with_appcontext=False)
+@db.command("upgrade")
 def db_upgrade() -> None:
     """Apply the Alembic migrations (idempotent)."""
     from .db.engine import Database
@@ -53,7 +47,7 @@ def db_upgrade() -> None:
     click.echo(f"database at revision {current_revision(database.engine)}")
 
 
-@db.command("provision-source-role", with_appcontext=False)
+@db.command("provision-source-role")
 @click.option("--login", default="etl_source", show_default=True, help="The login user SQL will run as.")
 @click.option(
     "--password-file", type=click.Path(dir_okay=False), required=True,
@@ -85,7 +79,7 @@ def db_provision_source_role(login: str, password_file: str, revoke_public_funct
     click.echo(f"login {login} ready; set ETL_SOURCE_URL={masked} with the password from {path}")
 
 
-@main.command(with_appcontext=False)
+@main.command()
 @click.option("--films", type=click.IntRange(0), help="Rows in content.film_work, exactly. [default: at least 1000]")
 @click.option("--ratings", type=click.IntRange(0), help="Rows in ugc.ratings, exactly. [default: at least 5000]")
 def demo(films: int | None, ratings: int | None) -> None:
@@ -109,7 +103,7 @@ def demo(films: int | None, ratings: int | None) -> None:
     )
 
 
-@main.command(with_appcontext=False)  # it builds what it needs; no app (and no runner) in this process
+@main.command()  # it builds what it needs; no app (and no runner) in this process
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option("--port", default=8000, show_default=True, type=int, help="Port to bind.")
 @click.option("--demo", "with_demo", is_flag=True, help="Create the demo world first (etl-console demo).")
@@ -157,7 +151,7 @@ def _warn_about_source_privileges(database) -> None:
         click.secho(f"WARNING: {message}", fg="yellow", err=True)
 
 
-@main.command(with_appcontext=False)  # it builds what it needs; no app (and no runner) in this process
+@main.command()  # it builds what it needs; no app (and no runner) in this process
 def worker() -> None:
     """Run a standalone runner: claims and executes queued runs until SIGTERM/SIGINT."""
     from .runner.runner import Runner
@@ -178,7 +172,7 @@ def worker() -> None:
     runner.stop()
 
 
-@main.command("run", with_appcontext=False)
+@main.command("run")
 @click.argument("name_or_id")
 @click.option("--wait", is_flag=True, help="Execute here, show progress, and exit non-zero if the run fails.")
 def run_command(name_or_id: str, wait: bool) -> None:

@@ -29,6 +29,25 @@ def test_every_command_has_help(command):
     assert "Usage:" in result.stdout
 
 
+def test_help_and_a_mistyped_command_touch_nothing(tmp_path, monkeypatch):
+    """No connection (the URL is a closed port: any attempt would fail loudly), no file, no runner."""
+    from click.testing import CliRunner
+
+    from etl_console.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    env = {"ETL_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none", "ETL_DATA_DIR": str(tmp_path / "data")}
+    runner = CliRunner()
+    for command in COMMANDS + [["no-such-command"]]:
+        result = runner.invoke(main, [*command, "--help"] if command != ["no-such-command"] else command, env=env)
+        assert result.exit_code in (0, 2), (command, result.output)
+        assert "Traceback" not in result.output and "Connection refused" not in result.output
+    assert list(tmp_path.iterdir()) == []
+    import threading
+
+    assert not [t for t in threading.enumerate() if t.name.startswith("etl-runner")]
+
+
 def test_db_upgrade_is_idempotent(database_url, clean_database):
     first = etl_console("db", "upgrade", database_url=database_url, check=True)
     second = etl_console("db", "upgrade", database_url=database_url, check=True)
