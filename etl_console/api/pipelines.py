@@ -34,6 +34,12 @@ NOT_FOUND = {"description": "Pipeline not found", "schema": DetailErrorSchema}
 VALIDATION = {"description": "FastAPI-style validation errors", "schema": DetailErrorSchema}
 
 
+def _query_text(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(getattr(value, "value", value))  # enums by their contract string
+
+
 @blp.route("/")
 class Pipelines(MethodView):
     @blp.arguments(PipelineListQuerySchema, location="query")
@@ -46,6 +52,7 @@ class Pipelines(MethodView):
         `enabled`, `target_table`, `q` (name contains). With `limit`, a page of that size; when more
         follow, a `Link: <...&cursor=...>; rel="next"` header gives the next page.
         """
+        parsed = dict(query)  # what this page was built from (a repeated parameter counts once, as parsed)
         after = decode_cursor(query.pop("cursor")) if "cursor" in query else None
         limit = query.pop("limit", None)
         pipelines = pipeline_service.list_pipelines(
@@ -53,8 +60,9 @@ class Pipelines(MethodView):
         )
         if limit is not None and len(pipelines) == limit:
             last = pipelines[-1]
-            next_url = url_for(request.endpoint, _external=True, **{**request.args.to_dict(),
-                                                                     "cursor": encode_cursor(last.created_at, last.id)})
+            next_args = {name: _query_text(value) for name, value in parsed.items() if value is not None}
+            next_args["cursor"] = encode_cursor(last.created_at, last.id)
+            next_url = url_for(request.endpoint, _external=True, **next_args)
             return pipelines, {"Link": f'<{next_url}>; rel="next"'}
         return pipelines
 

@@ -121,3 +121,16 @@ def test_list_filters_and_keyset_pages(client, create_pipeline):
         url = re.match(r"<https?://[^/]+(.*)>; rel=\"next\"", link).group(1) if link else None
     assert seen == names
     assert client.get("/api/v1/pipelines/?cursor=garbage").status_code == 422
+
+
+def test_a_repeated_parameter_pages_as_it_was_parsed(client, create_pipeline):
+    """`?limit=1&limit=2` answered 2 rows but linked the next page with limit=1."""
+    for i in range(5):
+        create_pipeline(name=f"repeat_{i}")
+    response = client.get("/api/v1/pipelines/?limit=1&limit=2&enabled=true")
+    page = [p["name"] for p in response.get_json()]
+    assert len(page) == 2
+    next_url = re.match(r"<https?://[^/]+(.*)>; rel=\"next\"", response.headers["Link"]).group(1)
+    assert "limit=2" in next_url and "limit=1" not in next_url and "enabled=true" in next_url
+    following = [p["name"] for p in client.get(next_url).get_json()]
+    assert len(following) == 2 and not set(following) & set(page)
