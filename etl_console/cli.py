@@ -152,11 +152,17 @@ def _warn_about_source_privileges(database) -> None:
 
 
 @main.command()  # it builds what it needs; no app (and no runner) in this process
-def worker() -> None:
+@click.option("--label", "labels", multiple=True,
+              help="Also take runs whose pipeline or source connection requires this label (repeatable; "
+                   "adds to ETL_RUNNER_LABELS).")
+def worker(labels: tuple[str, ...]) -> None:
     """Run a standalone runner: claims and executes queued runs until SIGTERM/SIGINT."""
+    from dataclasses import replace
+
     from .runner.runner import Runner
 
     config = Config.from_env()
+    config = replace(config, runner_labels=tuple(dict.fromkeys(config.runner_labels + labels)))
     from .logs import configure_logging
     from .metrics import serve_worker_metrics
 

@@ -29,6 +29,7 @@ class Config:
     run_lease_s: float = 30.0  # ETL_RUN_LEASE_S: heartbeat age after which a run is lost
     heartbeat_s: float = 0.5  # ETL_HEARTBEAT_S: progress, heartbeat and pause-check period
     poll_s: float = 1.0  # ETL_POLL_S: how often an idle runner looks for queued runs
+    runner_labels: tuple[str, ...] = ()  # ETL_RUNNER_LABELS: this process's runner takes runs requiring these labels (and unlabelled ones)
     load_path: str = "auto"  # ETL_LOAD_PATH: auto (in-database INSERT … SELECT when the source is the warehouse) | copy (always the COPY stream)
     listen: bool = True  # ETL_LISTEN: runners LISTEN for queued runs (off behind a transaction-pooling proxy; polling remains)
     statement_timeout_s: float = 300.0  # ETL_STATEMENT_TIMEOUT_S: source query limit
@@ -70,7 +71,7 @@ class Config:
                 values[f.name] = float(raw)
             elif f.type == "bool":
                 values[f.name] = _bool(raw)
-            elif f.name in ("allowed_target_tables", "source_schemas"):
+            elif f.name in ("allowed_target_tables", "source_schemas", "runner_labels"):
                 values[f.name] = _tuple(raw)
             elif f.name.endswith("_url"):
                 values[f.name] = raw or None  # an empty URL means "not set"

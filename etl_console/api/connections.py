@@ -7,7 +7,7 @@ from flask.views import MethodView
 from ..services import connections as connection_service
 from . import Blueprint, fields, path_params
 from .context import db_session, secret_box, source_access
-from .schemas import DetailErrorSchema, UtcDateTime, _Input
+from .schemas import LABEL_ERROR, LABEL_PATTERN, DetailErrorSchema, UtcDateTime, _Input
 
 blp = Blueprint(
     "connections",
@@ -50,6 +50,9 @@ class ConnectionCreateSchema(_Input):
                                           metadata={"description": "Source query limit; null: ETL_STATEMENT_TIMEOUT_S"})
     max_concurrent_runs = fields.Integer(allow_none=True, ge=1, le=1000, metadata={
         "description": "Runs reading this source at once, across all runners; null: no limit"})
+    required_label = fields.String(allow_none=True, min_length=1, max_length=64,
+                                   validate=ma.validate.Regexp(LABEL_PATTERN, error=LABEL_ERROR), metadata={
+        "description": "Only runners started with this label read it (etl-console worker --label)"})
 
 
 class ConnectionUpdateSchema(ConnectionCreateSchema):
@@ -72,6 +75,7 @@ class ConnectionOutSchema(ma.Schema):
     password_set = ma.fields.Boolean()
     statement_timeout_s = ma.fields.Float(allow_none=True)
     max_concurrent_runs = ma.fields.Integer(allow_none=True)
+    required_label = ma.fields.String(allow_none=True)
     url = ma.fields.String(metadata={"description": "The address, without the password"})
     pipelines = ma.fields.List(ma.fields.String(), metadata={"description": "Pipelines reading this source"})
     last_test = ma.fields.Dict(allow_none=True)

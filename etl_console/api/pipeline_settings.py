@@ -31,6 +31,8 @@ class PipelineSettingsSchema(ma.Schema):
     source_query = ma.fields.String()
     incremental_key = ma.fields.String(allow_none=True)
     schedule = ma.fields.String(allow_none=True)
+    required_label = ma.fields.String(allow_none=True, metadata={
+        "description": "Only runners started with this label run it (etl-console worker --label)"})
     created_at = UtcDateTime(metadata={"type": "string", "format": "date-time"})
     updated_at = UtcDateTime(metadata={"type": "string", "format": "date-time"})
 

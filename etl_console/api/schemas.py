@@ -10,6 +10,8 @@ from . import fields
 PIPELINE_TYPES = ("SQL",)
 PIPELINE_MODES = ("full", "incremental")
 MAX_BATCH_SIZE = 1_000_000
+LABEL_PATTERN = r"^[A-Za-z0-9_.-]+$"  # runner labels (etl-console worker --label eu)
+LABEL_ERROR = "a label is letters, digits, '_', '.' and '-'"
 
 
 class _Input(ma.Schema):
@@ -31,6 +33,8 @@ class PipelineCreateSchema(_Input):
     # Beyond v1, accepted and never returned here (see GET /api/v1/pipelines/{id}/settings): the name or
     # id of a named source connection the source query reads; absent or null: the deployment's default.
     source_connection = fields.String(allow_none=True, load_default=None, min_length=1, max_length=255)
+    required_label = fields.String(allow_none=True, load_default=None, min_length=1, max_length=64,
+                                   validate=ma.validate.Regexp(LABEL_PATTERN, error=LABEL_ERROR))
 
 
 class PipelineUpdateSchema(_Input):
@@ -46,6 +50,8 @@ class PipelineUpdateSchema(_Input):
     source_query = fields.String(min_length=1)
     incremental_key = fields.String(allow_none=True, min_length=1, max_length=255)
     source_connection = fields.String(allow_none=True, min_length=1, max_length=255)  # null: the default source
+    required_label = fields.String(allow_none=True, min_length=1, max_length=64,
+                                   validate=ma.validate.Regexp(LABEL_PATTERN, error=LABEL_ERROR))
 
 
 class UtcDateTime(ma.fields.Field):

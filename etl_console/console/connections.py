@@ -22,8 +22,9 @@ from ..services import errors
 bp = flask.Blueprint("console_connections", __name__)
 
 TEXT_FIELDS = ("name", "description", "host", "port", "database", "user", "sslmode", "options",
-               "statement_timeout_s", "max_concurrent_runs")
-_OPTIONAL = ("description", "sslmode", "options", "statement_timeout_s", "max_concurrent_runs", "port")
+               "statement_timeout_s", "max_concurrent_runs", "required_label")
+_OPTIONAL = ("description", "sslmode", "options", "statement_timeout_s", "max_concurrent_runs", "port",
+             "required_label")
 FORM_ERROR = "__form__"
 _create_schema = ConnectionCreateSchema()
 _update_schema = ConnectionUpdateSchema()

@@ -61,6 +61,7 @@ class Pipeline(Base):
     source_connection_id: Mapped[uuid.UUID | None] = mapped_column(
         UUID(as_uuid=True), ForeignKey("etl_connections.id", ondelete="RESTRICT"), index=True
     )
+    required_label: Mapped[str | None] = mapped_column(String(64))  # only runners with this label run it
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
@@ -166,6 +167,7 @@ class RunnerHeartbeat(Base):
     worker_id: Mapped[str] = mapped_column(String(255), primary_key=True)
     hostname: Mapped[str] = mapped_column(String(255))
     pid: Mapped[int] = mapped_column(Integer)
+    labels: Mapped[str | None] = mapped_column(Text)  # comma-separated (etl-console worker --label)
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     heartbeat_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
@@ -214,6 +216,8 @@ class SourceConnection(Base):
     password_token: Mapped[bytes | None] = mapped_column(LargeBinary)  # Fernet token, never the password
     statement_timeout_s: Mapped[float | None] = mapped_column(Float)  # None: ETL_STATEMENT_TIMEOUT_S
     max_concurrent_runs: Mapped[int | None] = mapped_column(Integer)  # None: no limit
+    # Only runners started with this label read it (a source reachable from some hosts only).
+    required_label: Mapped[str | None] = mapped_column(String(64))
     last_test: Mapped[dict | None] = mapped_column(JSONB)  # the last POST .../test answer
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(

@@ -41,6 +41,8 @@ _CANDIDATE = f"""
     JOIN etl_pipelines p ON p.id = r.pipeline_id
     LEFT JOIN etl_connections c ON c.id = p.source_connection_id
     WHERE r.status = 'RUNNING' AND r.worker_id IS NULL AND r.id <> ALL(CAST(:passed AS uuid[]))
+      AND (p.required_label IS NULL OR p.required_label = ANY(CAST(:labels AS text[])))
+      AND (c.required_label IS NULL OR c.required_label = ANY(CAST(:labels AS text[])))
       AND (c.max_concurrent_runs IS NULL
            OR ({_CONNECTION_BUSY.format(connection="c.id")}) + ({_QUEUED_BEFORE.format(connection="c.id", run="r")})
               < c.max_concurrent_runs)
@@ -54,17 +56,19 @@ _SLOT_FREE = f"""
 """
 
 
-def claim_run(conn: Connection, worker_id: str) -> ClaimedRun | None:
+def claim_run(conn: Connection, worker_id: str, labels: tuple[str, ...] = ()) -> ClaimedRun | None:
     """Take the oldest queued run nobody holds that its source connection has a slot for, and
     snapshot its pipeline's configuration.
 
     max_concurrent_runs holds across every runner: a claim of a limited connection's run locks the
     connection's row, so claimers of one connection count its slots one after the other (each count
     is a new statement, which sees the claims committed before it). Runs over the limit stay queued,
-    in order: a run starts only when the claimed runs plus the runs queued before it leave a slot."""
+    in order: a run starts only when the claimed runs plus the runs queued before it leave a slot.
+
+    A run whose pipeline or source connection requires a label is only for runners with that label."""
     passed: list[str] = []  # limited runs another claimer took the last slot from meanwhile
     while True:
-        candidate = conn.execute(text(_CANDIDATE), {"passed": passed}).one_or_none()
+        candidate = conn.execute(text(_CANDIDATE), {"passed": passed, "labels": list(labels)}).one_or_none()
         if candidate is None:
             return None
         if candidate.max_concurrent_runs is not None:
@@ -89,13 +93,14 @@ def _claim(conn: Connection, run_id: uuid.UUID, worker_id: str) -> ClaimedRun:
                     SELECT jsonb_build_object(
                         'name', p.name, 'type', p.type, 'mode', p.mode, 'target_table', p.target_table,
                         'batch_size', p.batch_size, 'source_query', p.source_query,
-                        'incremental_key', p.incremental_key,
+                        'incremental_key', p.incremental_key, 'required_label', p.required_label,
                         'checks', (SELECT c.checks FROM etl_pipeline_checks c WHERE c.pipeline_id = p.id),
                         -- Where it reads (never the password: the runner decrypts that at run time).
                         'source_connection', (SELECT jsonb_build_object('id', sc.id, 'name', sc.name, 'host', sc.host,
                                                                         'port', sc.port, 'database', sc.database,
                                                                         'user', sc."user",
-                                                                        'max_concurrent_runs', sc.max_concurrent_runs)
+                                                                        'max_concurrent_runs', sc.max_concurrent_runs,
+                                                                        'required_label', sc.required_label)
                                               FROM etl_connections sc WHERE sc.id = p.source_connection_id))
                     FROM etl_pipelines p WHERE p.id = r.pipeline_id)
             WHERE r.id = :id
@@ -108,7 +113,33 @@ def _claim(conn: Connection, run_id: uuid.UUID, worker_id: str) -> ClaimedRun:
 
 
 def connection_queue(conn: Connection, run_id: uuid.UUID) -> dict | None:
-    """Why a queued run waits, when its source connection is at its limit (None otherwise)."""
+    """Why a queued run waits: a required runner label, or its source connection at its limit."""
+    labelled = conn.execute(
+        text(
+            """
+            SELECT label,
+                   (SELECT count(*) FROM etl_runners w
+                    WHERE label = ANY(string_to_array(w.labels, ','))
+                      AND w.heartbeat_at > now() - interval '1 minute') AS runners
+            FROM etl_pipeline_runs r
+            JOIN etl_pipelines p ON p.id = r.pipeline_id
+            LEFT JOIN etl_connections c ON c.id = p.source_connection_id
+            CROSS JOIN LATERAL (VALUES (p.required_label), (c.required_label)) AS required(label)
+            WHERE r.id = :run AND r.status = 'RUNNING' AND r.worker_id IS NULL AND label IS NOT NULL
+            """
+        ),
+        {"run": run_id},
+    ).all()
+    if labelled:
+        labels = sorted({row.label for row in labelled})
+        return {
+            "waiting_for": "a runner labelled " + " and ".join(f"'{label}'" for label in labels),
+            "runners_with_label": {row.label: row.runners for row in labelled},
+        } | (_connection_limit(conn, run_id) or {})
+    return _connection_limit(conn, run_id)
+
+
+def _connection_limit(conn: Connection, run_id: uuid.UUID) -> dict | None:
     row = conn.execute(
         text(
             f"""
@@ -235,15 +266,15 @@ def reap_lost_runs(conn: Connection, lease_s: float) -> list[uuid.UUID]:
     return [row.id for row in rows]
 
 
-def register_runner(conn: Connection, worker_id: str, hostname: str, pid: int) -> None:
+def register_runner(conn: Connection, worker_id: str, hostname: str, pid: int, labels: tuple[str, ...] = ()) -> None:
     conn.execute(
         text(
             """
-            INSERT INTO etl_runners (worker_id, hostname, pid) VALUES (:w, :h, :p)
+            INSERT INTO etl_runners (worker_id, hostname, pid, labels) VALUES (:w, :h, :p, :labels)
             ON CONFLICT (worker_id) DO UPDATE SET heartbeat_at = now()
             """
         ),
-        {"w": worker_id, "h": hostname, "p": pid},
+        {"w": worker_id, "h": hostname, "p": pid, "labels": ",".join(labels) or None},
     )
     conn.execute(text("DELETE FROM etl_runners WHERE heartbeat_at < now() - interval '1 day'"))
 

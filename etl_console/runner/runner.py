@@ -141,7 +141,8 @@ class Runner:
         if now - self._last_presence >= min(5.0, self.config.run_lease_s / 3):
             self._last_presence = now
             with self.engine.begin() as conn:
-                queries.register_runner(conn, self.worker_id, socket.gethostname(), os.getpid())
+                queries.register_runner(conn, self.worker_id, socket.gethostname(), os.getpid(),
+                                        self.config.runner_labels)
         if now - self._last_reap >= min(5.0, self.config.run_lease_s / 3):
             self._last_reap = now
             self.reap()
@@ -189,7 +190,7 @@ class Runner:
         while not self._stopping.is_set() and self._slots.acquire(blocking=False):
             try:
                 with self.engine.begin() as conn:
-                    claimed = queries.claim_run(conn, self.worker_id)
+                    claimed = queries.claim_run(conn, self.worker_id, self.config.runner_labels)
             except Exception:
                 self._slots.release()
                 raise

@@ -31,7 +31,7 @@ from .errors import (
 
 SETTINGS_FIELDS = (
     "name", "description", "host", "port", "database", "user", "sslmode", "options",
-    "statement_timeout_s", "max_concurrent_runs",
+    "statement_timeout_s", "max_concurrent_runs", "required_label",
 )
 # What a URL may carry, and the column each part goes to.
 _URL_PARTS = {"host": "host", "port": "port", "dbname": "database", "user": "user", "sslmode": "sslmode",
@@ -119,6 +119,7 @@ def connection_view(connection: SourceConnection, pipelines: list[str] | None = 
         "password_set": connection.password_token is not None,
         "statement_timeout_s": connection.statement_timeout_s,
         "max_concurrent_runs": connection.max_concurrent_runs,
+        "required_label": connection.required_label,
         "url": display_url(connection),
         "pipelines": pipelines,
         "last_test": connection.last_test,

@@ -24,6 +24,7 @@ EDITABLE_FIELDS = (
     "batch_size",
     "source_query",
     "incremental_key",
+    "required_label",
 )
 
 
@@ -222,6 +223,7 @@ def pipeline_settings(session: Session, pipeline_id: uuid.UUID) -> dict[str, Any
         "source_query": pipeline.source_query,
         "incremental_key": pipeline.incremental_key,
         "schedule": pipeline.schedule,
+        "required_label": pipeline.required_label,
         "created_at": pipeline.created_at,
         "updated_at": pipeline.updated_at,
     }

@@ -15,7 +15,7 @@ BASE = "/api/v1/connections"
 UNKNOWN_ID = "6b1f0c1e-3c7a-4d7e-9a52-0d6f2f1e9b11"
 PASSWORD = "s3cret-Pa55word-never-shown"
 OUT_KEYS = ["id", "name", "description", "host", "port", "database", "user", "sslmode", "options", "password_set",
-            "statement_timeout_s", "max_concurrent_runs", "url", "pipelines", "last_test", "created_at", "updated_at"]
+            "statement_timeout_s", "max_concurrent_runs", "required_label", "url", "pipelines", "last_test", "created_at", "updated_at"]
 OPERATOR = "conn-operator-token-aaaaaaaaaaaa"
 VIEWER = "conn-viewer-token-bbbbbbbbbbbbbb"
 

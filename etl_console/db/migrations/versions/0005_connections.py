@@ -29,6 +29,7 @@ def upgrade() -> None:
         sa.Column("password_token", sa.LargeBinary(), nullable=True),
         sa.Column("statement_timeout_s", sa.Float(), nullable=True),
         sa.Column("max_concurrent_runs", sa.Integer(), nullable=True),
+        sa.Column("required_label", sa.String(length=64), nullable=True),
         sa.Column("last_test", postgresql.JSONB(), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
@@ -42,9 +43,14 @@ def upgrade() -> None:
         ["source_connection_id"], ["id"], ondelete="RESTRICT",
     )
     op.create_index("ix_etl_pipelines_source_connection_id", "etl_pipelines", ["source_connection_id"])
+    # Placement: a pipeline or its connection may require a runner label; runners say theirs.
+    op.add_column("etl_pipelines", sa.Column("required_label", sa.String(length=64), nullable=True))
+    op.add_column("etl_runners", sa.Column("labels", sa.Text(), nullable=True))
 
 
 def downgrade() -> None:
+    op.drop_column("etl_runners", "labels")
+    op.drop_column("etl_pipelines", "required_label")
     op.drop_index("ix_etl_pipelines_source_connection_id", table_name="etl_pipelines")
     op.drop_constraint("etl_pipelines_source_connection_id_fkey", "etl_pipelines", type_="foreignkey")
     op.drop_column("etl_pipelines", "source_connection_id")
