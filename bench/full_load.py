@@ -165,6 +165,7 @@ def runner_child(database_url: str, pipeline_name: str) -> None:
                 "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                 "startup_rss_mb": rss_before / 1024,
                 "publish": (run.details or {}).get("publish"),
+                "path": ((run.details or {}).get("path") or {}).get("name"),
                 "timings": (run.details or {}).get("timings"),
             }
         )
