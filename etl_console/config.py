@@ -43,6 +43,9 @@ class Config:
     # ETL_CONNECTION_KEY: Fernet key(s) encrypting connection passwords, newest first, comma-separated
     # (rotation: see the README); unset: derived from ETL_SECRET_KEY, else from ETL_DATA_DIR's secret
     connection_key: str | None = field(default=None, repr=False)
+    # ETL_DEFAULT_SOURCE_CONNECTION: a connection's name; pipelines that name none read through it
+    # instead of the warehouse (the demo sets it to its "production" database)
+    default_source_connection: str | None = None
     connection_test_timeout_s: float = 5.0  # ETL_CONNECTION_TEST_TIMEOUT_S: bound of a connection test (and reachability checks)
     log_level: str = "INFO"  # ETL_LOG_LEVEL
     log_format: str = "text"  # ETL_LOG_FORMAT: text | json (one JSON object a line, with request_id and run_id)

@@ -43,4 +43,5 @@ def source_access():
     """What reaching a named source connection needs: the password key and a time bound."""
     from ..services.connections import SourceAccess
 
-    return SourceAccess(secret_box(), state().config.connection_test_timeout_s)
+    config = state().config
+    return SourceAccess(secret_box(), config.connection_test_timeout_s, config.default_source_connection)

@@ -24,22 +24,26 @@ class ClaimedRun:
     config: dict[str, Any]
 
 
-# Runs of one source connection that hold a slot (claimed, not finished), and those queued before
-# a given run. A queued run may start when both together leave a slot: older runs go first.
+# The connection a pipeline reads: its own, else the one ETL_DEFAULT_SOURCE_CONNECTION names.
+_READS = "coalesce({pipeline}.source_connection_id, (SELECT d.id FROM etl_connections d WHERE d.name = :default_connection))"
+# Runs of one source connection that hold a slot (claimed, not finished: their snapshot says which
+# connection they read), and those queued before a given run. A queued run may start when both
+# together leave a slot: older runs go first.
 _CONNECTION_BUSY = """
-    SELECT count(*) FROM etl_pipeline_runs busy JOIN etl_pipelines bp ON bp.id = busy.pipeline_id
-    WHERE bp.source_connection_id = {connection} AND busy.status = 'RUNNING' AND busy.worker_id IS NOT NULL
+    SELECT count(*) FROM etl_pipeline_runs busy
+    WHERE busy.status = 'RUNNING' AND busy.worker_id IS NOT NULL
+      AND busy.config_snapshot -> 'source_connection' ->> 'id' = CAST({connection} AS text)
 """
-_QUEUED_BEFORE = """
+_QUEUED_BEFORE = f"""
     SELECT count(*) FROM etl_pipeline_runs older JOIN etl_pipelines op ON op.id = older.pipeline_id
-    WHERE op.source_connection_id = {connection} AND older.status = 'RUNNING' AND older.worker_id IS NULL
-      AND (older.started_at, older.id) < ({run}.started_at, {run}.id)
+    WHERE {_READS.format(pipeline="op")} = {{connection}} AND older.status = 'RUNNING' AND older.worker_id IS NULL
+      AND (older.started_at, older.id) < ({{run}}.started_at, {{run}}.id)
 """
 _CANDIDATE = f"""
     SELECT r.id, c.id AS connection_id, c.max_concurrent_runs
     FROM etl_pipeline_runs r
     JOIN etl_pipelines p ON p.id = r.pipeline_id
-    LEFT JOIN etl_connections c ON c.id = p.source_connection_id
+    LEFT JOIN etl_connections c ON c.id = {_READS.format(pipeline="p")}
     WHERE r.status = 'RUNNING' AND r.worker_id IS NULL AND r.id <> ALL(CAST(:passed AS uuid[]))
       AND (p.required_label IS NULL OR p.required_label = ANY(CAST(:labels AS text[])))
       AND (c.required_label IS NULL OR c.required_label = ANY(CAST(:labels AS text[])))
@@ -56,7 +60,8 @@ _SLOT_FREE = f"""
 """
 
 
-def claim_run(conn: Connection, worker_id: str, labels: tuple[str, ...] = ()) -> ClaimedRun | None:
+def claim_run(conn: Connection, worker_id: str, labels: tuple[str, ...] = (),
+              default_connection: str | None = None) -> ClaimedRun | None:
     """Take the oldest queued run nobody holds that its source connection has a slot for, and
     snapshot its pipeline's configuration.
 
@@ -68,22 +73,25 @@ def claim_run(conn: Connection, worker_id: str, labels: tuple[str, ...] = ()) ->
     A run whose pipeline or source connection requires a label is only for runners with that label."""
     passed: list[str] = []  # limited runs another claimer took the last slot from meanwhile
     while True:
-        candidate = conn.execute(text(_CANDIDATE), {"passed": passed, "labels": list(labels)}).one_or_none()
+        candidate = conn.execute(
+            text(_CANDIDATE), {"passed": passed, "labels": list(labels), "default_connection": default_connection}
+        ).one_or_none()
         if candidate is None:
             return None
         if candidate.max_concurrent_runs is not None:
             conn.execute(text("SELECT 1 FROM etl_connections WHERE id = :id FOR UPDATE"), {"id": candidate.connection_id})
             free = conn.execute(
                 text(_SLOT_FREE),
-                {"connection": candidate.connection_id, "limit": candidate.max_concurrent_runs, "run": candidate.id},
+                {"connection": candidate.connection_id, "limit": candidate.max_concurrent_runs, "run": candidate.id,
+                 "default_connection": default_connection},
             ).scalar()
             if not free:
                 passed.append(str(candidate.id))
                 continue
-        return _claim(conn, candidate.id, worker_id)
+        return _claim(conn, candidate.id, worker_id, default_connection)
 
 
-def _claim(conn: Connection, run_id: uuid.UUID, worker_id: str) -> ClaimedRun:
+def _claim(conn: Connection, run_id: uuid.UUID, worker_id: str, default_connection: str | None) -> ClaimedRun:
     row = conn.execute(
         text(
             """
@@ -101,45 +109,48 @@ def _claim(conn: Connection, run_id: uuid.UUID, worker_id: str) -> ClaimedRun:
                                                                         'user', sc."user",
                                                                         'max_concurrent_runs', sc.max_concurrent_runs,
                                                                         'required_label', sc.required_label)
-                                              FROM etl_connections sc WHERE sc.id = p.source_connection_id))
+                                              FROM etl_connections sc
+                                              WHERE sc.id = coalesce(p.source_connection_id,
+                                                  (SELECT d.id FROM etl_connections d WHERE d.name = :default_connection))))
                     FROM etl_pipelines p WHERE p.id = r.pipeline_id)
             WHERE r.id = :id
             RETURNING r.id, r.pipeline_id, r.cancel_requested, r.config_snapshot
             """
         ),
-        {"worker": worker_id, "id": run_id},
+        {"worker": worker_id, "id": run_id, "default_connection": default_connection},
     ).one()
     return ClaimedRun(row.id, row.pipeline_id, row.cancel_requested, row.config_snapshot)
 
 
-def connection_queue(conn: Connection, run_id: uuid.UUID) -> dict | None:
+def connection_queue(conn: Connection, run_id: uuid.UUID, default_connection: str | None = None) -> dict | None:
     """Why a queued run waits: a required runner label, or its source connection at its limit."""
+    params = {"run": run_id, "default_connection": default_connection}
     labelled = conn.execute(
         text(
-            """
+            f"""
             SELECT label,
                    (SELECT count(*) FROM etl_runners w
                     WHERE label = ANY(string_to_array(w.labels, ','))
                       AND w.heartbeat_at > now() - interval '1 minute') AS runners
             FROM etl_pipeline_runs r
             JOIN etl_pipelines p ON p.id = r.pipeline_id
-            LEFT JOIN etl_connections c ON c.id = p.source_connection_id
+            LEFT JOIN etl_connections c ON c.id = {_READS.format(pipeline="p")}
             CROSS JOIN LATERAL (VALUES (p.required_label), (c.required_label)) AS required(label)
             WHERE r.id = :run AND r.status = 'RUNNING' AND r.worker_id IS NULL AND label IS NOT NULL
             """
         ),
-        {"run": run_id},
+        params,
     ).all()
     if labelled:
         labels = sorted({row.label for row in labelled})
         return {
             "waiting_for": "a runner labelled " + " and ".join(f"'{label}'" for label in labels),
             "runners_with_label": {row.label: row.runners for row in labelled},
-        } | (_connection_limit(conn, run_id) or {})
-    return _connection_limit(conn, run_id)
+        } | (_connection_limit(conn, params) or {})
+    return _connection_limit(conn, params)
 
 
-def _connection_limit(conn: Connection, run_id: uuid.UUID) -> dict | None:
+def _connection_limit(conn: Connection, params: dict) -> dict | None:
     row = conn.execute(
         text(
             f"""
@@ -148,11 +159,11 @@ def _connection_limit(conn: Connection, run_id: uuid.UUID) -> dict | None:
                    ({_QUEUED_BEFORE.format(connection="c.id", run="r")}) AS ahead
             FROM etl_pipeline_runs r
             JOIN etl_pipelines p ON p.id = r.pipeline_id
-            JOIN etl_connections c ON c.id = p.source_connection_id
+            JOIN etl_connections c ON c.id = {_READS.format(pipeline="p")}
             WHERE r.id = :run AND r.status = 'RUNNING' AND r.worker_id IS NULL AND c.max_concurrent_runs IS NOT NULL
             """
         ),
-        {"run": run_id},
+        params,
     ).one_or_none()
     if row is None or row.running + row.ahead < row.max_concurrent_runs:
         return None

@@ -190,7 +190,8 @@ class Runner:
         while not self._stopping.is_set() and self._slots.acquire(blocking=False):
             try:
                 with self.engine.begin() as conn:
-                    claimed = queries.claim_run(conn, self.worker_id, self.config.runner_labels)
+                    claimed = queries.claim_run(conn, self.worker_id, self.config.runner_labels,
+                                                self.config.default_source_connection)
             except Exception:
                 self._slots.release()
                 raise

@@ -22,6 +22,10 @@ def named_source(runner: "Runner", config: dict) -> connection_service.ResolvedS
     """The snapshot's source connection with its password decrypted, checked reachable; None when
     the pipeline reads the default source. A missing or unreachable one fails the run, named."""
     reference = config.get("source_connection")
+    if not reference and runner.config.default_source_connection:
+        # The claim snapshots the default connection too; absent there, it did not exist then.
+        raise LoadError(f"ETL_DEFAULT_SOURCE_CONNECTION names '{runner.config.default_source_connection}', "
+                        "which does not exist")
     if not reference:
         return None
     access = connection_service.SourceAccess(box_for(runner.config), runner.config.connection_test_timeout_s)

@@ -45,6 +45,7 @@ class SourceAccess:
 
     box: SecretBox
     timeout_s: float
+    default_connection: str | None = None  # ETL_DEFAULT_SOURCE_CONNECTION: read when a pipeline names none
 
 
 @dataclass(frozen=True)
@@ -271,6 +272,19 @@ def check_pipeline_source(session: Session, access: SourceAccess, connection_id:
             raise InvalidSourceQuery(str(error)) from None
     finally:
         cursor.close()
+
+
+def effective_connection_id(session: Session, access: SourceAccess | None,
+                            connection_id: uuid.UUID | None) -> uuid.UUID | None:
+    """The connection a pipeline reads: its own, else the deployment's default one (if any)."""
+    if connection_id is not None or access is None or not access.default_connection:
+        return connection_id
+    try:
+        return find_connection(session, access.default_connection).id
+    except ConnectionNotFound:
+        raise UnknownSourceConnection(
+            f"ETL_DEFAULT_SOURCE_CONNECTION names '{access.default_connection}', which does not exist"
+        ) from None
 
 
 def pipeline_source_connection(session: Session, value: str | None) -> uuid.UUID | None:

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from ..db.models import Pipeline, PipelineRun, PipelineStatus, RunStatus
 from .errors import InvalidPipeline, NameTaken, PipelineBusy, PipelineNotFound, TargetNotAllowed
-from .connections import SourceAccess, check_pipeline_source, pipeline_source_connection
+from .connections import SourceAccess, check_pipeline_source, effective_connection_id, pipeline_source_connection
 from .sql_guard import check_source_query
 
 EDITABLE_FIELDS = (
@@ -87,8 +87,9 @@ def create_pipeline(
     _check(session, allowed_targets, values)
     _check_incremental(session, values.get("mode", "full"), values.get("incremental_key"), values["target_table"])
     connection_id = pipeline_source_connection(session, data.get("source_connection"))
-    if connection_id is not None and source_access is not None:
-        check_pipeline_source(session, source_access, connection_id, check_source_query(values["source_query"]),
+    checked_connection = effective_connection_id(session, source_access, connection_id)
+    if checked_connection is not None and source_access is not None:
+        check_pipeline_source(session, source_access, checked_connection, check_source_query(values["source_query"]),
                               values["target_table"],
                               values.get("incremental_key") if values.get("mode") == "incremental" else None)
     pipeline = Pipeline(id=uuid.uuid4(), source_connection_id=connection_id, **values)
@@ -127,7 +128,9 @@ def update_pipeline(
         changes.get("incremental_key", pipeline.incremental_key),
         changes.get("target_table", pipeline.target_table),
     )
-    connection_id = changes.get("source_connection_id", pipeline.source_connection_id)
+    connection_id = effective_connection_id(
+        session, source_access, changes.get("source_connection_id", pipeline.source_connection_id)
+    )
     if connection_id is not None and source_access is not None and (
         {"source_connection_id", "source_query", "target_table", "mode", "incremental_key"} & set(changes)
     ):

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 from ..warehouse.reconcile import Reconciliation, reconcile
 from ..warehouse.target import LoadError
 from ..warehouse.reconcile_streams import reconcile_streams
-from .connections import SourceAccess, resolve_source
+from .connections import SourceAccess, effective_connection_id, resolve_source
 from .errors import DomainError, InvalidSourceQuery, ReconcileFailed, ServiceBusy
 from .pipelines import get_pipeline
 from .sql_guard import check_source_query
@@ -32,11 +32,17 @@ def reconcile_pipeline(
     pipeline = get_pipeline(session, pipeline_id)
     query, target = pipeline.source_query, pipeline.target_table
     named = None
-    if pipeline.source_connection_id is not None:
+    connection_id = pipeline.source_connection_id
+    if source_access is not None:
+        try:
+            connection_id = effective_connection_id(session, source_access, connection_id)
+        except DomainError as error:
+            raise ReconcileFailed(f"cannot reconcile: {error}") from None
+    if connection_id is not None:
         if source_access is None:
             raise ReconcileFailed("cannot reconcile: the pipeline reads a source connection this caller cannot open")
         try:
-            named = resolve_source(session, source_access, pipeline.source_connection_id, check=False)
+            named = resolve_source(session, source_access, connection_id, check=False)
         except DomainError as error:
             raise ReconcileFailed(f"cannot reconcile: {error}") from None
     session.rollback()  # hold no metadata transaction while the warehouse computes
