@@ -175,3 +175,4 @@ class RunDetailSchema(ma.Schema):
     path = ma.fields.Dict(allow_none=True)  # how the rows moved ("in-database" or "copy") and why
     progress = ma.fields.String(allow_none=True)  # "approximate …" while an in-database statement runs, then "exact"
     queue = ma.fields.Dict(allow_none=True)  # a queued run waiting for a slot of its source connection
+    lock_wait = ma.fields.Dict(allow_none=True)  # a run waiting for a lock on its target: what, how long, held by whom

@@ -112,6 +112,7 @@ def run_detail(session: Session, pipeline_id: uuid.UUID, run_id: uuid.UUID) -> d
         "path": details.get("path"),
         "progress": details.get("progress"),
         "queue": _queue(session, run),
+        "lock_wait": details.get("lock_wait"),
     }
 
 

@@ -17,6 +17,7 @@ from .. import failpoints
 from .copy_pipe import SourceFailed, copy_pipe
 from .full_load import Load, LoadHooks, LoadResult, report
 from .gates import GateFailed, gate_incremental_batch
+from .publish import wait_for_lock
 from .source import describe, open_read_only, source_error
 from .target import LoadError, check_columns, primary_key_columns, table_identifier, target_columns
 
@@ -40,6 +41,7 @@ class IncrementalLoad(Load):
                 f"(columns: {', '.join(names)})"
             )
 
+        self._lock_target(target, hooks)
         cursor = self._target_cursor(target)
         target_cols = target_columns(cursor, self.target_table)
         # The key may be a source-only column (e.g. `modified`): it filters and sets the watermark.
@@ -108,6 +110,23 @@ class IncrementalLoad(Load):
         timings["total_s"] = time.monotonic() - started
         hooks.commit(target.commit, timings)
         return LoadResult(rows_read, rows_written, timings)
+
+    def _lock_target(self, target, hooks: LoadHooks) -> None:
+        """ROW EXCLUSIVE on the target for the whole merge (readers never wait for it). A session
+        holding a stronger lock (an index build, another load's publish) is waited for in short
+        attempts, visibly on the run, and for at most lock_timeout_s; a pause stops the wait."""
+        lock = f"ROW EXCLUSIVE on {self.target_table}"
+
+        def waiting(attempts: int, waited: float, holders: list[str]) -> None:
+            report(hooks, {"lock_wait": {"lock": lock, "state": "waiting", "attempts": attempts,
+                                         "waited_s": round(waited, 1), "holders": holders}}, persist=True)
+            hooks.on_batch(0, 0)  # a pause while we wait stops the run here
+
+        attempts, waited = wait_for_lock(target, self.target_table, "ROW EXCLUSIVE", 0.05, self.lock_timeout_s,
+                                         waiting, purpose="merge")
+        if attempts:
+            report(hooks, {"lock_wait": {"lock": lock, "state": "acquired", "attempts": attempts,
+                                         "waited_s": round(waited, 1)}}, persist=True)
 
     def _lock_state(self, cursor) -> str | None:
         """Lock this pipeline's watermark row for the whole load; a changed key starts from scratch."""

@@ -149,6 +149,7 @@ def wait_for_lock(
     lock_timeout_s: float,
     give_up_after_s: float,
     on_wait: Callable[[int, float, list[str]], None],
+    purpose: str = "publish",
 ) -> tuple[int, float]:
     """Open a transaction that holds lock_sql's lock. Each attempt waits at most lock_timeout_s, so
     readers queue behind our request for no longer than that; between attempts we step back (with
@@ -171,7 +172,7 @@ def wait_for_lock(
         connection.rollback()
         if waited >= give_up_after_s:
             raise LoadError(
-                f"could not publish: the target stayed locked by other sessions for {waited:.0f} s "
+                f"could not {purpose}: the target stayed locked by other sessions for {waited:.0f} s "
                 f"({'; '.join(holders) or 'unknown holders'}); the target keeps its previous contents"
             )
         on_wait(failed, waited, holders)  # may raise to cancel (pause)

@@ -85,3 +85,33 @@ def test_a_key_with_a_percent_sign_works_on_every_run(film_inc, create_pipeline,
     assert second["status"] == "SUCCESS", second["error_message"]
     assert second["rows_written"] == 8
     assert_target_equals_full_load(sql)
+
+
+def test_a_merge_waiting_for_a_lock_says_so_and_goes_on_when_it_is_released(
+        film_inc, create_pipeline, run_to_end, client, dsn, sql):
+    """An index build (SHARE) on the target blocks the merge: the run shows whom it waits for."""
+    import psycopg2
+
+    from tests.conftest import finished_run, wait_for
+
+    pipeline = create_pipeline(mode="incremental", incremental_key="modified", source_query=SOURCE)
+    holder = psycopg2.connect(dsn, application_name="long-index-build")
+    try:
+        holder.cursor().execute("LOCK TABLE analytics.film_dim IN SHARE MODE")
+        client.post(f"/api/v1/pipelines/{pipeline['id']}/run")
+
+        def waiting():
+            run = client.get(f"/api/v1/pipelines/{pipeline['id']}/runs").get_json()[0]
+            wait = client.get(f"/api/v1/pipelines/{pipeline['id']}/runs/{run['id']}").get_json()["lock_wait"]
+            return wait if wait and wait["state"] == "waiting" else None
+
+        wait = wait_for(waiting, timeout=20, message="the run to say it waits")
+        assert wait["lock"] == "ROW EXCLUSIVE on analytics.film_dim"
+        assert any(f"pid {holder.get_backend_pid()} holds ShareLock" in h for h in wait["holders"]), wait
+        assert sql("SELECT count(*) FROM analytics.film_dim") == [(0,)]
+    finally:
+        holder.rollback()
+        holder.close()
+    run = finished_run(client, pipeline["id"])
+    assert run["status"] == "SUCCESS", run["error_message"]
+    assert_target_equals_full_load(sql)
