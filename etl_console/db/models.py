@@ -159,6 +159,19 @@ class PipelineTask(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
+class PipelineChecks(Base):
+    """A pipeline's quality gates (etl_console.warehouse.gates): one document, read whole by the
+    claim's configuration snapshot and by services.checks."""
+
+    __tablename__ = "etl_pipeline_checks"
+
+    pipeline_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("etl_pipelines.id", ondelete="CASCADE"), primary_key=True
+    )
+    checks: Mapped[dict] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
 class RunnerHeartbeat(Base):
     """One row per live runner process, so health checks can tell a dead runner."""
 

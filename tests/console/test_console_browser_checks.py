@@ -124,6 +124,7 @@ def test_reconcile_now_shows_rows_missing_from_the_target(page, create_pipeline,
     expect(page).to_have_url(re.compile(r"/runs/[0-9a-f-]{36}$"))
     expect(page.get_by_role("heading", level=1)).to_have_text("Run of film_dim_checked")
     expect(page.locator("#run-reconciliation .check-ok")).to_contain_text("2,000 rows")
-    expect(page.locator("table.phases tbody tr")).to_have_count(3)
+    # prepare, copy into the shadow, indexes, quality gates, publish wait
+    expect(page.locator("table.phases tbody tr")).to_have_count(5)
     expect(page.locator("dd.batches")).to_have_text("2 batches of 1,000 rows")
     page.screenshot(path=os.path.join(artifacts, "console-run-detail.png"), full_page=True)
