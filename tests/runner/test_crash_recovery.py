@@ -110,3 +110,35 @@ def test_commit_fence_refuses_a_run_that_is_no_longer_ours(app, client, create_p
     assert committed == []
     assert latest_run(client, pipeline["id"])["error_message"] == "reaped"
     runner.engine.dispose()
+
+
+def test_sigkill_during_an_in_database_statement_stops_it_and_leaves_no_shadow(
+        app, client, create_pipeline, sql, database_url, seeded):
+    sleeper = create_pipeline(
+        source_query="SELECT md5('x')::uuid AS film_id, 't' AS title, 1.0::float8 AS rating FROM pg_sleep(60)")
+    statement = ("SELECT count(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid() "
+                 "AND query LIKE 'INSERT INTO%FROM pg_sleep(60)%'")
+    worker = start_worker(database_url)
+    try:
+        client.post(f"/api/v1/pipelines/{sleeper['id']}/run")
+        wait_for(lambda: sql(statement)[0][0], message="the in-database statement")
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(5)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    # The server notices its client is gone (client_connection_check_interval) instead of sleeping on.
+    wait_for(lambda: sql(statement)[0][0] == 0, timeout=15, message="the orphaned statement to stop")
+    assert sql("SELECT film_id, title FROM analytics.film_dim ORDER BY film_id") == seeded
+
+    state = app.extensions["etl"]
+    runner = Runner(state.database, state.config).start()  # reaps the lost run; the next load sweeps
+    try:
+        wait_for(lambda: latest_run(client, sleeper["id"])["status"] == "FAILED", timeout=20, message="the reap")
+        follow_up = create_pipeline(source_query=film_rows_query(10, "next"))
+        client.post(f"/api/v1/pipelines/{follow_up['id']}/run")
+        wait_for(lambda: latest_run(client, follow_up["id"])["status"] == "SUCCESS", message="the next load")
+    finally:
+        runner.stop()
+    assert sql("SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+               "WHERE n.nspname = 'etl_console_shadow' AND c.relkind = 'r'") == [(0,)]
