@@ -29,6 +29,7 @@ def init_api(app) -> Api:
     from .health import blp as health_blp
     from .pipeline_extras import blp as extras_blp
     from .pipelines import blp as pipelines_blp
+    from .tasks import blp as tasks_blp
 
     api = Api(app)
     api.register_blueprint(pipelines_blp)
@@ -37,4 +38,5 @@ def init_api(app) -> Api:
     api.register_blueprint(health_blp)
     api.register_blueprint(connections_blp)
     api.register_blueprint(settings_blp)
+    api.register_blueprint(tasks_blp)
     return api

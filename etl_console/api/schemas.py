@@ -7,7 +7,7 @@ import marshmallow as ma
 
 from . import fields
 
-PIPELINE_TYPES = ("SQL",)
+PIPELINE_TYPES = ("SQL", "PYTHON")  # PYTHON: the source query, then its tasks (GET/PUT .../tasks)
 PIPELINE_MODES = ("full", "incremental")
 MAX_BATCH_SIZE = 1_000_000
 LABEL_PATTERN = r"^[A-Za-z0-9_.-]+$"  # runner labels (etl-console worker --label eu)
@@ -172,7 +172,8 @@ class RunDetailSchema(ma.Schema):
     reconciliation = ma.fields.Dict(allow_none=True)
     gates = ma.fields.List(ma.fields.Dict(), allow_none=True)  # quality gates, pass or fail
     publish = ma.fields.Dict(allow_none=True)  # exchange taken, lock waits, lock held
-    path = ma.fields.Dict(allow_none=True)  # how the rows moved ("in-database" or "copy") and why
+    path = ma.fields.Dict(allow_none=True)  # how the rows moved ("in-database", "copy" or "python") and why
+    tasks = ma.fields.List(ma.fields.Dict(), allow_none=True)  # PYTHON pipelines: per task rows in/out, seconds
     progress = ma.fields.String(allow_none=True)  # "approximate …" while an in-database statement runs, then "exact"
     queue = ma.fields.Dict(allow_none=True)  # a queued run waiting for a slot of its source connection
     lock_wait = ma.fields.Dict(allow_none=True)  # a run waiting for a lock on its target: what, how long, held by whom

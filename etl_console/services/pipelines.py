@@ -86,6 +86,7 @@ def create_pipeline(
     values = {key: data[key] for key in EDITABLE_FIELDS if key in data}
     _check(session, allowed_targets, values)
     _check_incremental(session, values.get("mode", "full"), values.get("incremental_key"), values["target_table"])
+    _check_type(session, values.get("type", "SQL"), values.get("mode", "full"))
     connection_id = pipeline_source_connection(session, data.get("source_connection"))
     checked_connection = effective_connection_id(session, source_access, connection_id)
     if checked_connection is not None and source_access is not None:
@@ -128,6 +129,7 @@ def update_pipeline(
         changes.get("incremental_key", pipeline.incremental_key),
         changes.get("target_table", pipeline.target_table),
     )
+    _check_type(session, changes.get("type", pipeline.type), changes.get("mode", pipeline.mode), pipeline.id)
     connection_id = effective_connection_id(
         session, source_access, changes.get("source_connection_id", pipeline.source_connection_id)
     )
@@ -201,6 +203,19 @@ def _check_incremental(session: Session, mode: str, key: str | None, target_tabl
     )
     if not has_key:
         raise InvalidPipeline(f"target_table '{target_table}' has no primary key; incremental mode upserts on it")
+
+
+def _check_type(session: Session, pipeline_type: str, mode: str, pipeline_id: uuid.UUID | None = None) -> None:
+    """PYTHON pipelines reload in full; a SQL pipeline has no tasks (they would silently not run)."""
+    from .tasks import count_tasks
+
+    if pipeline_type == "PYTHON" and mode != "full":
+        session.rollback()
+        raise InvalidPipeline("PYTHON pipelines load in full mode only")
+    if pipeline_type != "PYTHON" and pipeline_id is not None and (tasks := count_tasks(session, pipeline_id)):
+        session.rollback()
+        raise InvalidPipeline(f"this pipeline has {tasks} task(s), which only PYTHON pipelines run: "
+                              "remove them first (PUT .../tasks with [])")
 
 
 def _commit_unique_name(session: Session) -> None:

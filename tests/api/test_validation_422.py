@@ -45,7 +45,7 @@ def names(client) -> set[str]:
 class PipelineCreate(BaseModel):
     name: str = Field(min_length=1, max_length=255)
     description: Optional[str] = None
-    type: Literal["SQL"] = "SQL"
+    type: Literal["SQL", "PYTHON"] = "SQL"
     mode: Mode = "full"
     enabled: bool = True
     target_table: str
@@ -59,7 +59,7 @@ class PipelineUpdate(BaseModel):
 
     name: str = Field(None, min_length=1, max_length=255)
     description: Optional[str] = None
-    type: Literal["SQL"] = None
+    type: Literal["SQL", "PYTHON"] = None
     mode: Mode = None
     enabled: bool = None
     target_table: str = None
@@ -92,7 +92,7 @@ def json_oracle(model: type[BaseModel], raw: str) -> list[dict] | None:
 BAD_VALUES = {
     "name": [None, 1, 1.5, True, [], {}, "", "x" * 256],
     "description": [1, 1.5, True, [], {"a": 1}],
-    "type": [None, "PYTHON", "sql", 1, True, ["SQL"]],
+    "type": [None, "python", "sql", 1, True, ["SQL"]],
     "mode": [None, "FULL", "INCREMENTAL", "streaming", 0],
     "enabled": [None, "maybe", " true", "", "1.0", 2, -1, 0.5, 2.0, 1e20, 10**30, [], {}],
     "target_table": [None, 1, True, [], {}],
@@ -107,7 +107,7 @@ GOOD_VALUES = {
     "description": [None, "", "ü"],
     "enabled": [True, False, 1, 0, 1.0, 0.0, "yes", "no", "TRUE", "off", "t", "f", "1", "0", "on", "Y"],
     "batch_size": [1, 1_000_000, "10", " 10 ", "+10", "1_000", "10.0", "010", 10.0, True],
-    "type": ["SQL"],
+    "type": ["SQL", "PYTHON"],
     "mode": ["full"],
 }
 
