@@ -101,6 +101,9 @@ def demo(films: int | None, ratings: int | None) -> None:
         f"({'generated' if report.regenerated else 'already present'} in {report.seconds:.1f} s); "
         f"pipelines: {', '.join(report.pipelines)}"
     )
+    if report.source_connection:
+        click.echo(f"the pipelines read the production database through connection {report.source_connection!r}; "
+                   f"`serve --demo` makes it the default source (ETL_DEFAULT_SOURCE_CONNECTION)")
 
 
 @main.command()  # it builds what it needs; no app (and no runner) in this process
@@ -126,6 +129,10 @@ def serve(host: str, port: int, with_demo: bool, workers: int, threads: int) -> 
         except DemoRefused as refusal:
             raise click.ClickException(str(refusal)) from None
         click.echo(f"demo ready: {report.films} films; pipelines {', '.join(report.pipelines)}")
+        if report.source_connection and not config.default_source_connection:
+            # Pipelines that name no connection (every v1 client's) read the demo's production database.
+            os.environ["ETL_DEFAULT_SOURCE_CONNECTION"] = report.source_connection
+            click.echo(f"default source: connection {report.source_connection!r} (ETL_DEFAULT_SOURCE_CONNECTION)")
     _warn_about_source_privileges(database)
     # Workers join the server this process started instead of each resolving it again.
     os.environ["ETL_DATABASE_URL"] = database.url

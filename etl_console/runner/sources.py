@@ -48,7 +48,8 @@ def reconcile_after_run(runner: "Runner", config: dict, source: connection_servi
         return reconcile(database.source_dsn, query, target, settings.statement_timeout_s, settings.source_role).as_dict()
     if source.max_concurrent_runs is not None:
         # The run's slot is already free: reading the source again now would exceed the limit.
-        return {"skipped": f"source connection '{source.name}' limits concurrent runs; reconcile on demand"}
+        return {"error": f"not compared after the load: source connection '{source.name}' limits its concurrent "
+                         "runs and this run's slot is already free; use Reconcile now"}
     return reconcile_streams(
         source.dsn, database.source_dsn, query, target, source.statement_timeout_s or settings.statement_timeout_s
     ).as_dict()

@@ -134,8 +134,12 @@ def display_url(connection: SourceConnection) -> str:
     from urllib.parse import quote, urlencode
 
     query = {key: value for key, value in (("sslmode", connection.sslmode), ("options", connection.options)) if value}
+    user, database = quote(connection.user, safe=""), quote(connection.database, safe="")
+    if connection.host.startswith("/"):  # a Unix socket directory goes in the query, as libpq's URIs write it
+        query = {"host": connection.host, "port": connection.port, **query}
+        return f"postgresql://{user}@/{database}?{urlencode(query)}"
     host = f"[{connection.host}]" if ":" in connection.host else connection.host
-    url = f"postgresql://{quote(connection.user, safe='')}@{host}:{connection.port}/{quote(connection.database, safe='')}"
+    url = f"postgresql://{user}@{host}:{connection.port}/{database}"
     return url + (f"?{urlencode(query)}" if query else "")
 
 
