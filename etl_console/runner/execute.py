@@ -16,6 +16,7 @@ from ..warehouse.incremental import IncrementalLoad
 from ..warehouse.target import LoadError
 from . import queries
 from .sources import named_source, reconcile_after_run
+from .task_snapshot import snapshot_tasks
 
 if TYPE_CHECKING:
     from .queries import ClaimedRun
@@ -130,6 +131,8 @@ class RunExecution:
             checks=config.get("checks") or {},
         )
         if config.get("mode") == "incremental":
+            if config.get("type") == "PYTHON":
+                raise LoadError("PYTHON pipelines load in full mode only")
             if not config.get("incremental_key"):
                 raise LoadError("incremental mode needs an incremental_key")
             if database.warehouse_url != database.url:
@@ -139,8 +142,13 @@ class RunExecution:
                 incremental_key=config["incremental_key"],
                 pipeline_id=self.claimed.pipeline_id,
                 run_id=self.claimed.run_id,
+                load_path=settings.load_path,
             )
-        return FullLoad(**common, run_id=self.claimed.run_id, load_path=settings.load_path)
+        tasks = None
+        if config.get("type") == "PYTHON":
+            with self.runner.engine.begin() as conn:
+                tasks = tuple(snapshot_tasks(conn, self.claimed.run_id, self.claimed.pipeline_id))
+        return FullLoad(**common, run_id=self.claimed.run_id, load_path=settings.load_path, tasks=tasks)
 
     def _record_reconciliation(self, config: dict) -> None:
         """After a success: compare source and target over the key and keep the counts on the run."""

@@ -110,6 +110,7 @@ def run_detail(session: Session, pipeline_id: uuid.UUID, run_id: uuid.UUID) -> d
         "gates": details.get("gates"),
         "publish": details.get("publish"),
         "path": details.get("path"),
+        "tasks": details.get("tasks"),
         "progress": details.get("progress"),
         "queue": _queue(session, run),
         "lock_wait": details.get("lock_wait"),

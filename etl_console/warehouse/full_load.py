@@ -23,6 +23,7 @@ from psycopg2 import errors as pg_errors
 from psycopg2 import sql
 
 from .. import failpoints
+from .columnar import PYTHON_PATH, TaskChain, fill_shadow_by_python
 from .copy_pipe import SourceFailed, copy_pipe
 from .in_database import fill_shadow, same_database, writable_relations
 from .gates import GateFailed, builtin_gates, run_assertions
@@ -145,6 +146,8 @@ class FullLoad(Load):
     publish_lock_timeout_s: float = field(default=0.05, kw_only=True)  # the most a reader queues behind us
     publish_give_up_s: float = field(default=600.0, kw_only=True)
     load_path: str = field(default="auto", kw_only=True)  # "auto" (in-database when one database) | "copy"
+    # A PYTHON pipeline's tasks ({"kind", "config"} in order; maybe none); None: a SQL pipeline.
+    tasks: tuple | None = field(default=None, kw_only=True)
 
     def _run(self, source, target, hooks: LoadHooks) -> LoadResult:
         timings: dict[str, float] = {}
@@ -155,7 +158,12 @@ class FullLoad(Load):
             target.rollback()
             log.warning("sweeping orphan shadows failed", exc_info=True)
         source_cursor = open_read_only(source, self.statement_timeout_s, self.source_role)
-        source_columns = [column.name for column in describe(source_cursor, self.query)]
+        described = describe(source_cursor, self.query)
+        source_columns = [column.name for column in described]
+        chain = None
+        if self.tasks is not None:  # the target receives what the last task returns
+            chain = TaskChain.build(list(self.tasks))
+            source_columns = chain.prepare(source_columns)
         source_cursor.execute("SELECT current_user")
         source_user = source_cursor.fetchone()[0]
 
@@ -166,12 +174,14 @@ class FullLoad(Load):
         shadow = create_shadow(cursor, self.target_table, self.run_id)
         try:
             return self._build_gate_publish(source, source_cursor, target, cursor, hooks, shadow, source_columns,
-                                            [c.name for c in columns], source_user, dependents, timings, started)
+                                            [c.name for c in columns], source_user, dependents, timings, started,
+                                            python=(chain, described) if chain else None)
         finally:
             self._discard(target, shadow)
 
     def _build_gate_publish(self, source, source_cursor, target, cursor, hooks, shadow: Shadow, source_columns,
-                            target_column_names, source_user, dependents, timings, started) -> LoadResult:
+                            target_column_names, source_user, dependents, timings, started,
+                            python=None) -> LoadResult:
         method = ROWS if dependents else RENAME
         indexes = target_indexes(cursor, self.target_table, shadow)
         if method == ROWS:
@@ -186,32 +196,40 @@ class FullLoad(Load):
         if path["name"] == IN_DATABASE:
             rows = self._fill_in_database(source, target, hooks, shadow, source_columns, source_user)
             cursor = target.cursor()
+        elif path["name"] == PYTHON_PATH:
+            rows_read, rows = fill_shadow_by_python(self, source, source_cursor, cursor, hooks, shadow, python[1],
+                                                    python[0], _progress(hooks, written=True))
         else:
             rows = self._fill_by_copy(source, source_cursor, target, cursor, hooks, shadow, source_columns)
+        if path["name"] != PYTHON_PATH:
+            rows_read = rows  # only tasks can drop or add rows
         timings["copy_s"] = time.monotonic() - copy_started
-        hooks.on_batch(rows, rows)
+        hooks.on_batch(rows_read, rows)
 
         index_started = time.monotonic()
         self._build_indexes(cursor, indexes)
         timings["index_s"] = time.monotonic() - index_started
         target.commit()  # the shadow is built; the target has not been touched
         failpoints.hit("full.before_publish")
-        hooks.on_batch(rows, rows)
+        hooks.on_batch(rows_read, rows)
 
         gates_started = time.monotonic()
         self._gate(source, target, shadow, rows, target_column_names, source_user, hooks)
         timings["gates_s"] = time.monotonic() - gates_started
-        hooks.on_batch(rows, rows)
+        hooks.on_batch(rows_read, rows)
 
         publish = self._publish(target, hooks, shadow, indexes, source_columns, method, dependents, rows, timings,
                                 started)
         # After the run is recorded: the index builds already set the row count the planner uses,
         # and column statistics follow within a fraction of a second, off the run's critical path.
         self._analyze(target)
-        return LoadResult(rows, rows, timings)
+        return LoadResult(rows_read, rows, timings)
 
     def _choose_path(self, source_cursor, target, shadow: Shadow) -> dict:
         """In-database when the source session can see the shadow (one database), unless forced."""
+        if self.tasks is not None:
+            return {"name": PYTHON_PATH, "why": f"a PYTHON pipeline with {len(self.tasks)} task(s): each batch "
+                    "goes through them in the runner as Arrow record batches, so rows leave PostgreSQL"}
         if self.load_path == COPY_STREAM:
             return {"name": COPY_STREAM, "why": "ETL_LOAD_PATH=copy forces the COPY stream"}
         target.commit()  # the (empty) shadow becomes visible to other sessions; the target is untouched
