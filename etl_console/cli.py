@@ -239,8 +239,10 @@ def _watch(database, run_id):
 
 def _add_command_groups() -> None:
     from .cli_connections import connections
+    from .cli_transforms import transforms
 
     main.add_command(connections)
+    main.add_command(transforms)
 
 
 _add_command_groups()

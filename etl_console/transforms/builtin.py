@@ -175,9 +175,9 @@ FILTER_OPERATORS = {
     "eq": pc.equal, "ne": pc.not_equal, "lt": pc.less, "le": pc.less_equal, "gt": pc.greater,
     "ge": pc.greater_equal,
 }
-_VALUELESS = {"is_null", "not_null"}
-_LIST_VALUED = {"in", "not_in"}
-_TEXT = {"contains", "starts_with", "ends_with"}
+_VALUELESS = ("is_null", "not_null")
+_LIST_VALUED = ("in", "not_in")
+_TEXT = ("contains", "starts_with", "ends_with")
 
 
 class FilterRows(Transform):
