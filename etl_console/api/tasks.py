@@ -6,7 +6,6 @@ import marshmallow as ma
 from flask.views import MethodView
 
 from ..services import tasks as task_service
-from ..transforms import describe_transforms
 from . import Blueprint, fields, path_params
 from .context import db_session, source_access, state
 from .schemas import DetailErrorSchema, _Input
@@ -83,4 +82,6 @@ class Tasks(MethodView):
 @blp.response(200, TransformOutSchema(many=True))
 def list_transforms():
     """Installed transforms (entry-point group etl_console.transforms) with their docs and config schemas"""
+    from ..transforms import describe_transforms  # pyarrow loads when transforms are first needed
+
     return describe_transforms()

@@ -14,7 +14,6 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from ..db.models import Pipeline, PipelineStatus, PipelineTask
-from ..transforms import ColumnsRefused, TransformConfigInvalid, UnknownTransform, installed_transforms
 from .connections import SourceAccess, resolve_source
 from .errors import InvalidPipeline, InvalidSourceQuery, PipelineBusy, SourceUnreachable
 from .pipelines import get_pipeline
@@ -79,6 +78,8 @@ def replace_tasks(
 
 def check_tasks(tasks: list[dict[str, Any]]) -> list[tuple[str, dict, Any]]:
     """Kinds and configs; returns (kind, loaded config, transform instance) per task."""
+    from ..transforms import TransformConfigInvalid, UnknownTransform, installed_transforms  # pyarrow: when used
+
     installed = installed_transforms()
     loaded = []
     for position, task in enumerate(tasks, start=1):
@@ -97,6 +98,7 @@ def check_tasks(tasks: list[dict[str, Any]]) -> list[tuple[str, dict, Any]]:
 
 def check_task_columns(session: Session, loaded, source_columns: list[str], target_table: str) -> list[str]:
     """Each task takes the previous one's columns; the last ones must fit the target table."""
+    from ..transforms import ColumnsRefused
     from ..warehouse.target import LoadError, check_columns, target_columns
 
     columns = list(source_columns)

@@ -26,8 +26,6 @@ from .copy_pipe import CHUNK_BYTES, PROGRESS_S, SourceFailed, _Pump
 from .source import SourceColumn
 from .target import LoadError
 
-PYTHON_PATH = "python"
-
 # PostgreSQL types Arrow parses natively from COPY's CSV; every other type stays text (exact: numeric,
 # uuid, timestamps, json), and PostgreSQL parses it back on the way in.
 _ARROW_TYPES = {"smallint": pa.int16(), "integer": pa.int32(), "bigint": pa.int64(), "real": pa.float32(),

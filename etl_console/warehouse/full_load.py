@@ -23,7 +23,6 @@ from psycopg2 import errors as pg_errors
 from psycopg2 import sql
 
 from .. import failpoints
-from .columnar import PYTHON_PATH, TaskChain, fill_shadow_by_python
 from .copy_pipe import SourceFailed, copy_pipe
 from .in_database import fill_shadow, same_database, writable_relations
 from .gates import GateFailed, builtin_gates, run_assertions
@@ -36,6 +35,9 @@ log = logging.getLogger(__name__)
 
 IN_DATABASE = "in-database"
 COPY_STREAM = "copy"
+# A PYTHON pipeline's tasks over Arrow batches (warehouse.columnar). That module is imported only when
+# used: pyarrow adds ~65 MB of RSS that a runner of SQL pipelines never needs.
+PYTHON_PATH = "python"
 
 
 class LoadCancelled(Exception):
@@ -162,6 +164,8 @@ class FullLoad(Load):
         source_columns = [column.name for column in described]
         chain = None
         if self.tasks is not None:  # the target receives what the last task returns
+            from .columnar import TaskChain
+
             chain = TaskChain.build(list(self.tasks))
             source_columns = chain.prepare(source_columns)
         source_cursor.execute("SELECT current_user")
@@ -197,6 +201,8 @@ class FullLoad(Load):
             rows = self._fill_in_database(source, target, hooks, shadow, source_columns, source_user)
             cursor = target.cursor()
         elif path["name"] == PYTHON_PATH:
+            from .columnar import fill_shadow_by_python
+
             rows_read, rows = fill_shadow_by_python(self, source, source_cursor, cursor, hooks, shadow, python[1],
                                                     python[0], _progress(hooks, written=True))
         else:
