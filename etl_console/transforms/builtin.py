@@ -5,7 +5,6 @@ value (json.loads, hmac.digest), which is still far cheaper than building row di
 """
 from __future__ import annotations
 
-import hmac
 import json
 import os
 import re
@@ -330,12 +329,36 @@ class HashColumns(Transform):
     def apply(self, batch):
         if not self._key:
             raise ValueError(f"environment variable {self.config['secret_env']} (the hash key) is not set or empty")
-        key, algorithm, digest = self._key, self.config["algorithm"], hmac.digest
+        mac = _hmac_function(self._key, self.config["algorithm"])
         for name in self.config["columns"]:
-            values = _as_text(batch.column(name)).to_pylist()
-            hashed = [None if value is None else digest(key, value.encode(), algorithm).hex() for value in values]
-            batch = _replace(batch, name, pa.array(hashed, pa.string()))
+            # Each distinct value is hashed once per batch (personal data repeats: emails, countries);
+            # Arrow's dictionary encoding finds them in C, and take() spreads the digests back.
+            encoded = pc.dictionary_encode(_as_text(batch.column(name)))
+            digests = pa.array([mac(value) for value in encoded.dictionary.cast(pa.binary()).to_pylist()], pa.string())
+            batch = _replace(batch, name, pc.take(digests, encoded.indices))
         return batch
+
+
+def _hmac_function(key: bytes, algorithm: str):
+    """HMAC (RFC 2104) with the key's inner and outer pads absorbed once: per value two hash-state
+    copies instead of hmac.digest()'s full setup, about twice as fast; equal to hmac.new(...)."""
+    import hashlib
+
+    block_size = hashlib.new(algorithm).block_size
+    if len(key) > block_size:
+        key = hashlib.new(algorithm, key).digest()
+    key = key.ljust(block_size, b"\0")
+    inner_copy = hashlib.new(algorithm, bytes(byte ^ 0x36 for byte in key)).copy
+    outer_copy = hashlib.new(algorithm, bytes(byte ^ 0x5C for byte in key)).copy
+
+    def mac(value: bytes) -> str:
+        inner = inner_copy()
+        inner.update(value)
+        outer = outer_copy()
+        outer.update(inner.digest())
+        return outer.hexdigest()
+
+    return mac
 
 
 class MaskColumns(Transform):

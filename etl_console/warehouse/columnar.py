@@ -13,6 +13,8 @@ CSV, not COPY's text format: Arrow reads CSV natively, and CSV tells NULL (unquo
 from __future__ import annotations
 
 import io
+import queue
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
@@ -214,8 +216,8 @@ def transform_stream(
     timings = {"parse_s": 0.0, "write_s": 0.0}
     names = [column.name for column in source_columns]
 
-    def csv_chunks() -> Iterator[bytes]:
-        reader = pa_csv.open_csv(
+    def open_reader():
+        return pa_csv.open_csv(
             source,
             read_options=pa_csv.ReadOptions(column_names=names, block_size=1 << 20),
             # COPY's CSV: a quoted value may hold newlines; an empty line is a one-column NULL row.
@@ -226,42 +228,108 @@ def transform_stream(
                 true_values=["t"], false_values=["f"],
             ),
         )
-        def between_boundaries(pending_rows: int) -> None:
-            if on_progress is not None:
-                on_progress(counts["read"] + pending_rows, counts["written"])
 
-        for batch in _batches(reader, batch_size, timings, between_boundaries):
-            counts["batches"] += 1
-            counts["read"] += batch.num_rows
-            out = chain.apply(batch, counts["batches"])
-            data = _csv(out, timings)
+    def between_boundaries(pending_rows: int) -> None:
+        if on_progress is not None:
+            on_progress(counts["read"] + pending_rows, counts["written"])
+
+    stage = _TransformStage(open_reader, chain, batch_size, timings, between_boundaries)
+
+    def csv_chunks() -> Iterator[bytes]:
+        """This (the COPY's) thread only sends bytes and passes batch boundaries; the stage thread
+        parses, transforms and writes CSV meanwhile, a batch or two ahead."""
+        while True:
+            item = stage.next_item()
+            if item is None:
+                return
+            read, written, data = item
+            counts["batches"] += 1 if read else 0
+            counts["read"] += read
             if data:  # b"" would tell COPY the stream ended
                 yield data
-            counts["written"] += out.num_rows
+            counts["written"] += written
             on_boundary(counts["read"], counts["written"])  # pause and cancel take effect here
-        for out in chain.finish(counts["batches"]):
-            for piece in _slices(out, batch_size):
-                yield _csv(piece, timings)
-                counts["written"] += piece.num_rows
-                on_boundary(counts["read"], counts["written"])
 
     feed = _TargetFeed(csv_chunks())
     pump.start()
+    stage.start()
     try:
         target_cursor.copy_expert(copy_in_sql, feed, size=CHUNK_BYTES)
     except BaseException as error:
+        stage.stop()
         cancel_source()  # stop the server-side query, not just our pipe
-        stream.close()  # unblocks a pump stuck writing into a full pipe
+        stream.close()  # unblocks a pump stuck writing into a full pipe, and the stage's reader
         pump.join()
+        stage.join()
         for original in (source.error, feed.error):
             if original is not None and original is not error:
                 raise _unwrap(original) from None
         raise
     stream.close()
     pump.join()
+    stage.join()
     if pump.error is not None:
         raise SourceFailed(pump.error)
     return StreamResult(counts["read"], counts["written"], counts["batches"], timings)
+
+
+class _TransformStage(threading.Thread):
+    """Parse, transform and write CSV in a thread of its own, at most QUEUE_DEPTH batches ahead of
+    the COPY: Arrow's parsing and CSV writing and the COPY's sends release the GIL, so a task's
+    Python (a hash per value) overlaps them instead of adding to them. Memory stays bounded."""
+
+    QUEUE_DEPTH = 2
+
+    def __init__(self, open_reader, chain: TaskChain, batch_size: int, timings: dict[str, float],
+                 between_boundaries: Callable[[int], None]) -> None:
+        super().__init__(name="etl-transform-stage", daemon=True)
+        self._open_reader, self._chain, self._batch_size = open_reader, chain, batch_size
+        self._timings, self._between_boundaries = timings, between_boundaries
+        self._queue: queue.Queue = queue.Queue(maxsize=self.QUEUE_DEPTH)
+        self._stopped = threading.Event()
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            batch_number = 0
+            for batch in _batches(self._open_reader(), self._batch_size, self._timings, self._between_boundaries):
+                batch_number += 1
+                out = self._chain.apply(batch, batch_number)
+                self._put((batch.num_rows, out.num_rows, _csv(out, self._timings)))
+            for out in self._chain.finish(batch_number):
+                for piece in _slices(out, self._batch_size):
+                    self._put((0, piece.num_rows, _csv(piece, self._timings)))
+        except _Stopped:
+            return
+        except BaseException as error:  # noqa: BLE001 - handed to the COPY's thread, which raises it
+            self.error = error
+        try:
+            self._put(None)
+        except _Stopped:
+            pass
+
+    def next_item(self):
+        """(rows read, rows written, CSV bytes) of the next batch; None at the end; the stage's error."""
+        item = self._queue.get()
+        if item is None and self.error is not None:
+            raise self.error
+        return item
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    def _put(self, item) -> None:
+        while not self._stopped.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+        raise _Stopped()
+
+
+class _Stopped(Exception):
+    """The COPY side gave up (cancel, error): the stage stops producing."""
 
 
 def _unwrap(error: BaseException) -> BaseException:
