@@ -70,8 +70,9 @@ class Transform:
 
 class RowTransform(Transform):
     """The convenience form for simple code: `row(self, row: dict) -> dict | None` per row
-    (None drops it). Each batch becomes Python dicts and back, which costs about 1-2 µs per value
-    (README, "PYTHON pipelines"), so prefer a batch transform for anything hot."""
+    (None drops it). Each batch becomes Python dicts and back: about 0.5 µs per row of three columns
+    before the function's own work, measured (README, "PYTHON pipelines"); a batch transform over
+    Arrow arrays costs a few nanoseconds per value, so prefer one for anything hot."""
 
     def row(self, row: dict[str, Any]) -> dict[str, Any] | None:
         raise NotImplementedError
