@@ -26,6 +26,9 @@ class Config:
     allowed_target_tables: tuple[str, ...] = DEFAULT_ALLOWED_TARGETS  # ETL_ALLOWED_TARGET_TABLES
     runner: str = "thread"  # ETL_RUNNER: thread | off
     runner_threads: int = 4  # ETL_RUNNER_THREADS: runs one runner executes at once
+    # ETL_THREADS: request threads per web worker (gunicorn.conf.py reads the same variable); the
+    # request pool keeps as many connections, so a busy worker never opens and closes extra ones
+    threads: int = 8
     run_lease_s: float = 30.0  # ETL_RUN_LEASE_S: heartbeat age after which a run is lost
     heartbeat_s: float = 0.5  # ETL_HEARTBEAT_S: progress, heartbeat and pause-check period
     poll_s: float = 1.0  # ETL_POLL_S: how often an idle runner looks for queued runs
