@@ -5,6 +5,7 @@ import atexit
 import json
 import logging
 import threading
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,24 @@ class _ApiSlashRedirect(RequestRedirect):
 
 
 class EtlFlask(Flask):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._known_sync: weakref.WeakSet = weakref.WeakSet()
+
+    def ensure_sync(self, func):
+        """Flask's answer, remembered per function: Flask asks it for every hook and view on every
+        request, and inspecting a function for `async def` each time cost more than some hooks."""
+        key = getattr(func, "__func__", func)  # a bound method is made anew per request: key on its function
+        if key in self._known_sync:
+            return func
+        wrapped = super().ensure_sync(func)
+        if wrapped is func:
+            try:
+                self._known_sync.add(key)
+            except TypeError:  # cannot be weakly referenced: Flask is asked again next time
+                pass
+        return wrapped
+
     def raise_routing_exception(self, request):
         redirect = request.routing_exception
         if isinstance(redirect, RequestRedirect) and request.path.startswith("/api/"):

@@ -235,7 +235,7 @@ def _register_login(app, settings: AuthSettings) -> None:
     from flask_wtf.csrf import CSRFError, generate_csrf, validate_csrf
 
     bp = flask.Blueprint("auth", __name__, url_prefix="/auth")
-    limiter = _login_limiter(app)
+    limiter = _login_limiter(app, bp)
 
     def render(error: str | None = None, status: int = 200, headers: dict | None = None):
         body = flask.render_template(
@@ -304,13 +304,17 @@ def _register_login(app, settings: AuthSettings) -> None:
     app.register_blueprint(bp)
 
 
-def _login_limiter(app):
-    """Flask-Limiter over counters in the metadata database, shared by every web process."""
+def _login_limiter(app, login_blueprint):
+    """Flask-Limiter over counters in the metadata database, shared by every web process.
+
+    Only the login view has limits, so the extension's request hooks (look up the view's limits,
+    deduct failed attempts after the response, reset) run for the login blueprint's requests
+    alone: registered app-wide, they cost every API call and page for nothing."""
     from flask_limiter import Limiter
 
     from .services.login_attempts import STORAGE_SCHEME
 
-    return Limiter(
+    limiter = Limiter(
         key_func=_client_network,
         app=app,
         storage_uri=f"{STORAGE_SCHEME}://",
@@ -318,6 +322,25 @@ def _login_limiter(app):
         strategy="fixed-window",
         key_prefix="etl-console",
     )
+    for app_hooks, register in (
+        (app.before_request_funcs, login_blueprint.before_request),
+        (app.after_request_funcs, login_blueprint.after_request),
+        (app.teardown_request_funcs, login_blueprint.teardown_request),
+    ):
+        app_wide = app_hooks.get(None, [])
+        for hook in [hook for hook in app_wide if _bound_to(hook, limiter)]:
+            app_wide.remove(hook)
+            register(hook)
+    return limiter
+
+
+def _bound_to(hook, owner) -> bool:
+    """A bound method of `owner`, or a partial with `owner` first (how Flask-Limiter registers them)."""
+    import functools
+
+    if getattr(hook, "__self__", None) is owner:
+        return True
+    return isinstance(hook, functools.partial) and hook.args[:1] == (owner,)
 
 
 def _spoken_duration(seconds: int) -> str:

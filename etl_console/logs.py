@@ -155,20 +155,34 @@ class GunicornLogger(_GunicornBase):  # type: ignore[misc,valid-type]
             return super().access(resp, req, environ, request_time)
         if not self.access_log_enabled:
             return
-        atoms = self.atoms(resp, req, environ, request_time)
+        # The atoms gunicorn's `atoms()` would give for these fields, read directly: `atoms()` also
+        # formats a timestamp and copies every header and environ entry, on every request.
+        status = resp.status.split(None, 1)[0] if isinstance(resp.status, str) else resp.status
+        request_headers = getattr(req, "headers", req)
         fields = {
-            "remote": atoms.get("h"),
-            "forwarded_for": atoms.get("{x-forwarded-for}i"),
-            "method": atoms.get("m"),
-            "path": atoms.get("U"),
-            "query": atoms.get("q") or None,
-            "status": int(str(atoms.get("s")).split()[0]) if atoms.get("s") else None,
-            "bytes": atoms.get("B"),
-            "duration_ms": round(atoms.get("D", 0) / 1000, 3),
-            "user_agent": atoms.get("a"),
-            "request_id": atoms.get("{x-request-id}o") or atoms.get("{x-request-id}i"),
+            "remote": environ.get("REMOTE_ADDR", "-"),
+            "forwarded_for": _last_header(request_headers, "x-forwarded-for"),
+            "method": environ.get("REQUEST_METHOD"),
+            "path": environ.get("PATH_INFO"),
+            "query": environ.get("QUERY_STRING") or None,
+            "status": int(str(status).split()[0]) if status else None,
+            "bytes": getattr(resp, "sent", None),
+            "duration_ms": round(((request_time.seconds * 1000000) + request_time.microseconds) / 1000, 3),
+            "user_agent": environ.get("HTTP_USER_AGENT", "-"),
+            "request_id": _last_header(resp.headers, "x-request-id") or _last_header(request_headers, "x-request-id"),
         }
         try:
             self.access_log.info("access", extra={"access": fields})
         except Exception:  # noqa: BLE001 - as gunicorn does: a logging failure is not the request's
             self.error("could not write the access log record")
+
+
+def _last_header(headers, lower_name: str):
+    """The value gunicorn's atoms hold for `{name}i`/`{name}o`: the last header of that name, any case."""
+    if hasattr(headers, "items"):
+        headers = headers.items()
+    value = None
+    for name, header_value in headers:
+        if name.lower() == lower_name:
+            value = header_value
+    return value

@@ -111,6 +111,10 @@ class AllowedHosts:
             names.append(("." if suffix else "") + parsed[0])
         return cls(tuple(names))
 
+    def depends_on_arrival_address(self, name: str) -> bool:
+        """Whether `allows(name, …)` reads the address a request arrived on (only the default list does)."""
+        return self.names is None and name not in LOOPBACK_NAMES
+
     def allows(self, name: str, arrived_on: str | None) -> bool:
         if name in LOOPBACK_NAMES:
             return True
@@ -211,7 +215,9 @@ def init_web_security(app: flask.Flask, config) -> None:
     def _check_browser_request(_endpoint=None, _values=None):
         request = flask.request
         host = split_host(request.host)
-        if host is None or not allowed_hosts.allows(host[0], _local_address(request.environ)):
+        # getsockname() is a system call: made only when the default host list needs its answer
+        arrived_on = _local_address(request.environ) if host and allowed_hosts.depends_on_arrival_address(host[0]) else None
+        if host is None or not allowed_hosts.allows(host[0], arrived_on):
             refuse(400, f"Invalid Host header: {request.host[:100]!r} is not an allowed host (ETL_ALLOWED_HOSTS)")
         if request.method not in SAFE_METHODS:
             _check_same_origin(request, refuse)

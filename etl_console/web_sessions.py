@@ -37,6 +37,10 @@ class ServerSideSessionInterface(SecureCookieSessionInterface):
         return bool(flask.request) and flask.request.is_secure
 
     def open_session(self, app, request) -> ConsoleSession | None:
+        if app.secret_key and self.get_cookie_name(app) not in request.cookies:
+            # What the signed-cookie interface answers without a cookie, minus building its signer:
+            # API clients, health checks and first visits carry none.
+            return self.session_class()
         cookie = super().open_session(app, request)
         if cookie is None:
             return None
