@@ -39,6 +39,8 @@ def test_a_connection_requiring_a_label_waits_for_a_runner_with_it(app, client, 
     assert detail["queue"]["waiting_for"] == "a runner labelled 'eu'"
     assert detail["queue"]["runners_with_label"] == {"eu": 0}
     assert detail["worker_id"] is None  # the app's own runner has no label: it left the run alone
+    page = client.get(f"/pipelines/{pipeline['id']}/runs/{detail['id']}").get_data(as_text=True)
+    assert "waiting for a runner labelled &#39;eu&#39;" in page
 
     state = app.extensions["etl"]
     eu_runner = Runner(state.database, replace(state.config, runner_labels=("eu",)), name="eu-runner").start()
