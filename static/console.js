@@ -15,7 +15,9 @@
 
   // The list's poller asks for fresh rows of running pipelines only; with none running it stays
   // quiet. (A listener rather than an hx-trigger filter: filters need eval, which a CSP may forbid.)
-  document.addEventListener("htmx:beforeRequest", function (event) {
+  // htmx:confirm comes before htmx reads the poller's hx-include: cancelled any later (at
+  // beforeRequest), htmx has already logged an error for the empty selector, every second.
+  document.addEventListener("htmx:confirm", function (event) {
     var elt = event.detail.elt;
     if (elt && elt.id === "live-poller" && !document.querySelector("#pipeline-table .live-id")) {
       event.preventDefault();
