@@ -142,6 +142,7 @@ class RunExecution:
                 incremental_key=config["incremental_key"],
                 pipeline_id=self.claimed.pipeline_id,
                 run_id=self.claimed.run_id,
+                load_path=settings.load_path,
             )
         tasks = None
         if config.get("type") == "PYTHON":

@@ -24,7 +24,7 @@ from psycopg2 import sql
 
 from .. import failpoints
 from .copy_pipe import SourceFailed, copy_pipe
-from .in_database import fill_shadow, same_database, writable_relations
+from .in_database import fill_shadow, same_database, whole_query, writable_relations
 from .gates import GateFailed, builtin_gates, run_assertions
 from .publish import ROWS, RENAME, ExchangeRefused, PublishReport, exchange_by_rename, exchange_rows, oid_dependents, wait_for_lock
 from .shadow import Shadow, build_indexes, create_shadow, drop_shadow, grant_read, revoke_read, sweep_orphans, target_indexes
@@ -259,7 +259,7 @@ class FullLoad(Load):
                persist=True)
         try:
             rows = fill_shadow(
-                source, target, shadow, source_user, self.query, source_columns, self.statement_timeout_s,
+                source, target, shadow, source_user, whole_query(self.query), source_columns, self.statement_timeout_s,
                 self.source_role, lambda approx: on_progress(approx, approx) if on_progress else None,
                 self.target_dsn, self.target_table,
             )

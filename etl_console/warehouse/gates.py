@@ -136,14 +136,15 @@ def _require_columns(checks: dict, columns: list[str]) -> None:
 
 
 def gate_incremental_batch(cursor, checks: dict, rows: int, columns: list[str], primary_key: list[str],
-                           incremental_key: str) -> list[GateResult]:
+                           incremental_key: str, staging: sql.Composable = sql.Identifier("etl_incoming"),
+                           ) -> list[GateResult]:
     """The gates that mean something for a batch being merged, over the batch as it will be merged
     (the newest version of each primary key in etl_incoming). A drop has no meaning (incremental
     mode never deletes), and SQL assertions need a shadow the source login can read, which only
     full mode builds: neither runs here. Raises GateFailed before anything is merged."""
     keys = sql.SQL(", ").join(map(sql.Identifier, primary_key))
-    batch = sql.SQL("(SELECT DISTINCT ON ({keys}) * FROM etl_incoming ORDER BY {keys}, {key} DESC)").format(
-        keys=keys, key=sql.Identifier(incremental_key))
+    batch = sql.SQL("(SELECT DISTINCT ON ({keys}) * FROM {staging} ORDER BY {keys}, {key} DESC)").format(
+        keys=keys, key=sql.Identifier(incremental_key), staging=staging)
     results = builtin_gates(cursor, batch, rows, checks or {}, columns)
     if any(not result.passed for result in results):
         raise GateFailed(results, "nothing was merged and the watermark did not move")

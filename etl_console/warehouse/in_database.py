@@ -39,6 +39,10 @@ def same_database(source_cursor, shadow: Shadow) -> bool:
     return source_cursor.fetchone()[0] == f"{SHADOW_SCHEMA}.{shadow.name}"
 
 
+def whole_query(query: str) -> sql.Composable:
+    return sql.SQL("SELECT * FROM (\n{}\n) AS etl_source").format(sql.SQL(query))
+
+
 def writable_relations(source_cursor, shadow: Shadow, limit: int = 3) -> list[str]:
     """Relations the source login could change besides the shadow. On the in-database path its SQL
     runs READ WRITE, so only a login that can write nothing else may take it."""
@@ -107,7 +111,7 @@ def fill_shadow(
     target,
     shadow: Shadow,
     source_user: str,
-    query: str,
+    select: sql.Composable,
     columns: list[str],
     statement_timeout_s: float,
     source_role: str | None,
@@ -115,7 +119,8 @@ def fill_shadow(
     target_dsn: str,
     target_table: str,
 ) -> int:
-    """Run the user's query into the shadow inside PostgreSQL; return the exact row count."""
+    """Run `select` (the user's query, maybe filtered) into the shadow inside PostgreSQL; return the
+    exact row count. `target` is a connection of the warehouse's service login that may commit."""
     cursor = target.cursor()
     role = sql.Identifier(source_user)
     cursor.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(sql.Identifier(SHADOW_SCHEMA), role))
@@ -133,8 +138,8 @@ def fill_shadow(
                               "WHERE current_setting('server_version_num')::int >= 140000")
         if source_role:
             source_cursor.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(source_role)))
-        statement = sql.SQL("INSERT INTO {} ({}) SELECT * FROM (\n{}\n) AS etl_source").format(
-            shadow.identifier, sql.SQL(", ").join(map(sql.Identifier, columns)), sql.SQL(query)
+        statement = sql.SQL("INSERT INTO {} ({}) {}").format(
+            shadow.identifier, sql.SQL(", ").join(map(sql.Identifier, columns)), select
         )
         with ShadowGrowthWatcher(target_dsn, shadow, row_bytes, on_progress):
             source_cursor.execute(statement)

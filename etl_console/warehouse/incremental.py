@@ -7,19 +7,47 @@ the upsert makes harmless, and so never misses rows that share the watermark's v
 """
 from __future__ import annotations
 
+import logging
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+import psycopg2
 from psycopg2 import sql
 
 from .. import failpoints
 from .copy_pipe import SourceFailed, copy_pipe
 from .full_load import Load, LoadHooks, LoadResult, report
 from .gates import GateFailed, gate_incremental_batch
+from .in_database import fill_shadow, same_database, writable_relations
 from .publish import wait_for_lock
+from .shadow import Shadow, create_shadow, drop_shadow
 from .source import describe, open_read_only, source_error
 from .target import LoadError, check_columns, primary_key_columns, table_identifier, target_columns
+
+log = logging.getLogger(__name__)
+
+
+class _Staging:
+    """The in-database path's staging shadow, on a connection of its own that holds its lock."""
+
+    def __init__(self, connection) -> None:
+        self.connection = connection
+        self.shadow: Shadow | None = None
+        self.rows = 0
+
+    def discard(self) -> None:
+        try:
+            self.connection.rollback()
+            if self.shadow is not None:
+                cursor = self.connection.cursor()
+                cursor.execute("SET lock_timeout = '10s'")  # never hang a run on its own clean-up
+                drop_shadow(cursor, self.shadow)
+                self.connection.commit()
+        except psycopg2.Error:  # the connection is gone: its lock went with it, the next load sweeps it
+            log.warning("could not drop staging table %s; the next load will", self.shadow and self.shadow.name)
+        finally:
+            self.connection.close()
 
 
 @dataclass(frozen=True)
@@ -27,6 +55,7 @@ class IncrementalLoad(Load):
     incremental_key: str
     pipeline_id: uuid.UUID
     run_id: uuid.UUID
+    load_path: str = field(default="auto", kw_only=True)  # "auto" (in-database when one database) | "copy"
 
     def _run(self, source, target, hooks: LoadHooks) -> LoadResult:
         started = time.monotonic()
@@ -56,6 +85,83 @@ class IncrementalLoad(Load):
             raise LoadError(f"the source query must return the target's primary key columns: {', '.join(missing_key)}")
         old_watermark = self._lock_state(cursor)
 
+        # Composed, not mogrified: the query and the key may contain '%', which a template would misread.
+        since = sql.SQL("")
+        if old_watermark is not None:
+            since = sql.SQL(" WHERE {} >= {}::{}").format(
+                sql.Identifier(self.incremental_key), sql.Literal(old_watermark), sql.SQL(key.type_name)
+            )
+        select = sql.SQL("SELECT * FROM (\n{}\n) AS etl_source{}").format(sql.SQL(self.query), since)
+        copy_started = time.monotonic()
+        staging = self._stage_in_database(source, source_cursor, hooks, select, names, key, key_in_target)
+        try:
+            if staging is not None:
+                rows_read, staging_table = staging.rows, staging.shadow.identifier
+            else:
+                rows_read = self._stage_by_copy(source, source_cursor, target, cursor, hooks, select, names, loaded,
+                                                key, key_in_target)
+                staging_table = sql.Identifier("etl_incoming")
+            return self._merge(target, cursor, hooks, staging_table, rows_read, loaded, primary_key, old_watermark,
+                               timings, started, copy_started)
+        finally:
+            if staging is not None:
+                target.rollback()  # after a failure the merge's transaction still reads the staging table
+                staging.discard()
+
+    def _stage_in_database(self, source, source_cursor, hooks, select, names, key, key_in_target) -> "_Staging | None":
+        """The changed rows into a staging shadow by INSERT … SELECT inside PostgreSQL, when the source
+        is the warehouse itself; None (and the path reported) when the COPY stream must do it."""
+        if self.load_path != "auto":
+            report(hooks, {"path": {"name": "copy", "why": "ETL_LOAD_PATH=copy forces the COPY stream"}}, persist=True)
+            return None
+        source_cursor.execute("SELECT current_user")
+        source_user = source_cursor.fetchone()[0]
+        # Its own connection: the staging table must be committed for the source login to see it, while
+        # this load's transaction keeps the watermark row and the target locked.
+        staging = _Staging(psycopg2.connect(self.target_dsn, application_name="etl-console staging"))
+        try:
+            cursor = staging.connection.cursor()
+            staging.shadow = create_shadow(cursor, self.target_table, self.run_id)
+            if not key_in_target:
+                cursor.execute(sql.SQL("ALTER TABLE {} ADD COLUMN {} " + key.type_name).format(
+                    staging.shadow.identifier, sql.Identifier(key.name)))
+            staging.connection.commit()
+            why = None
+            if not same_database(source_cursor, staging.shadow):
+                why = "the source is another database: COPY out of it into a temporary table"
+            elif writable := writable_relations(source_cursor, staging.shadow):
+                why = f"the source login may write to {', '.join(writable)}, so its SQL runs only in READ ONLY transactions"
+            if why:
+                report(hooks, {"path": {"name": "copy", "why": why}}, persist=True)
+                staging.discard()
+                return None
+            report(hooks, {"path": {"name": "in-database", "why": "the source query reads the warehouse itself: "
+                                    "INSERT … SELECT of the changed rows inside PostgreSQL, then the merge"},
+                           "progress": "approximate while the statement runs (from the staging table's size), "
+                                       "exact at the end"}, persist=True)
+            source_cursor.execute("ROLLBACK")  # the read-only describe transaction
+            try:
+                hooks.bind_interrupt(source.cancel, grace_s=0.0)  # no batch boundary will come
+            except TypeError:
+                hooks.bind_interrupt(source.cancel)
+            on_progress = getattr(hooks, "on_progress", None)
+            try:
+                staging.rows = fill_shadow(
+                    source, staging.connection, staging.shadow, source_user, select, names, self.statement_timeout_s,
+                    self.source_role, lambda approx: on_progress(approx, 0) if on_progress else None,
+                    self.target_dsn, self.target_table,
+                )
+            except psycopg2.Error as error:
+                raise source_error(error) from None
+            report(hooks, {"progress": "exact"}, persist=True)
+            hooks.on_batch(staging.rows, 0)
+            return staging
+        except BaseException:
+            staging.discard()
+            raise
+
+    def _stage_by_copy(self, source, source_cursor, target, cursor, hooks, select, names, loaded, key,
+                       key_in_target) -> int:
         cursor.execute(
             sql.SQL("CREATE TEMP TABLE etl_incoming ON COMMIT DROP AS SELECT {} FROM {} WITH NO DATA").format(
                 sql.SQL(", ").join(map(sql.Identifier, loaded)), table_identifier(self.target_table)
@@ -65,19 +171,10 @@ class IncrementalLoad(Load):
             cursor.execute(
                 sql.SQL("ALTER TABLE etl_incoming ADD COLUMN {} " + key.type_name).format(sql.Identifier(key.name))
             )
-        # Composed, not mogrified: the query and the key may contain '%', which a template would misread.
-        since = sql.SQL("")
-        if old_watermark is not None:
-            since = sql.SQL(" WHERE {} >= {}::{}").format(
-                sql.Identifier(self.incremental_key), sql.Literal(old_watermark), sql.SQL(key.type_name)
-            )
-        copy_out = sql.SQL("COPY (SELECT * FROM (\n{}\n) AS etl_source{}) TO STDOUT").format(
-            sql.SQL(self.query), since
-        ).as_string(source_cursor)
+        copy_out = sql.SQL("COPY ({}) TO STDOUT").format(select).as_string(source_cursor)
         copy_in = sql.SQL("COPY etl_incoming ({}) FROM STDIN").format(
             sql.SQL(", ").join(map(sql.Identifier, names))
         ).as_string(target)
-        copy_started = time.monotonic()
         try:
             rows_read = copy_pipe(
                 source_cursor, copy_out, cursor, copy_in, self.batch_size,
@@ -87,22 +184,27 @@ class IncrementalLoad(Load):
         except SourceFailed as failure:
             raise source_error(failure.error) from None
         source_cursor.execute("COMMIT")
+        return rows_read
+
+    def _merge(self, target, cursor, hooks, staging_table, rows_read, loaded, primary_key, old_watermark, timings,
+               started, copy_started) -> LoadResult:
         timings["copy_s"] = time.monotonic() - copy_started
         failpoints.hit("incremental.after_copy")
         try:
-            gates = gate_incremental_batch(cursor, self.checks, rows_read, loaded, primary_key, self.incremental_key)
+            gates = gate_incremental_batch(cursor, self.checks, rows_read, loaded, primary_key, self.incremental_key,
+                                           staging_table)
         except GateFailed as failed:
             report(hooks, {"gates": [result.as_dict() for result in failed.results]})
             raise
         report(hooks, {"gates": [result.as_dict() for result in gates]})
 
         upsert_started = time.monotonic()
-        rows_written = self._upsert(cursor, loaded, primary_key)
+        rows_written = self._upsert(cursor, loaded, primary_key, staging_table)
         timings["upsert_s"] = time.monotonic() - upsert_started
         hooks.on_batch(rows_read, rows_written)
         failpoints.hit("incremental.after_upsert")
 
-        cursor.execute(sql.SQL("SELECT max({})::text FROM etl_incoming").format(sql.Identifier(self.incremental_key)))
+        cursor.execute(sql.SQL("SELECT max({})::text FROM {}").format(sql.Identifier(self.incremental_key), staging_table))
         new_watermark = cursor.fetchone()[0]
         if new_watermark is not None and new_watermark != old_watermark:
             self._advance(cursor, old_watermark, new_watermark)
@@ -141,18 +243,18 @@ class IncrementalLoad(Load):
         watermark, stored_key = cursor.fetchone()
         return watermark if stored_key in (None, self.incremental_key) else None
 
-    def _upsert(self, cursor, names: list[str], primary_key: list[str]) -> int:
+    def _upsert(self, cursor, names: list[str], primary_key: list[str], staging: sql.Composable) -> int:
         """Insert new keys, update changed rows; identical rows are left alone (no dead tuples)."""
         others = [name for name in names if name not in primary_key]
         columns = sql.SQL(", ").join(map(sql.Identifier, names))
         keys = sql.SQL(", ").join(map(sql.Identifier, primary_key))
         statement = sql.SQL(
             "INSERT INTO {target} AS t ({columns}) "
-            "SELECT DISTINCT ON ({keys}) {columns} FROM etl_incoming ORDER BY {keys}, {key} DESC "
+            "SELECT DISTINCT ON ({keys}) {columns} FROM {staging} ORDER BY {keys}, {key} DESC "
             "ON CONFLICT ({keys}) DO "
         ).format(
             target=table_identifier(self.target_table), columns=columns, keys=keys,
-            key=sql.Identifier(self.incremental_key),
+            key=sql.Identifier(self.incremental_key), staging=staging,
         )
         if others:
             assignments = sql.SQL(", ").join(

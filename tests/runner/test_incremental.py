@@ -115,3 +115,33 @@ def test_a_merge_waiting_for_a_lock_says_so_and_goes_on_when_it_is_released(
     run = finished_run(client, pipeline["id"])
     assert run["status"] == "SUCCESS", run["error_message"]
     assert_target_equals_full_load(sql)
+
+
+@pytest.mark.parametrize("app_overrides, path", [({}, "in-database"), ({"load_path": "copy"}, "copy")])
+def test_the_changed_rows_are_staged_inside_postgresql_unless_the_stream_is_forced(
+        film_inc, create_pipeline, run_to_end, client, sql, path):
+    pipeline = create_pipeline(mode="incremental", incremental_key="modified", source_query=SOURCE)
+    assert run_to_end(pipeline["id"])["status"] == "SUCCESS"
+    change_source(sql, inserted=20, updated=10)
+    run = run_to_end(pipeline["id"])
+    assert run["status"] == "SUCCESS" and run["rows_written"] == 30
+    record = client.get(f"/api/v1/pipelines/{pipeline['id']}/runs/{run['id']}").get_json()
+    assert record["path"]["name"] == path
+    assert_target_equals_full_load(sql)
+    # The staging table is gone whichever way the rows came.
+    assert sql("SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+               "WHERE n.nspname = 'etl_console_shadow' AND c.relkind = 'r'") == [(0,)]
+
+
+def test_a_failing_gate_on_the_staged_rows_leaves_target_and_watermark(film_inc, create_pipeline, run_to_end, client, sql):
+    pipeline = create_pipeline(mode="incremental", incremental_key="modified", source_query=SOURCE)
+    assert run_to_end(pipeline["id"])["status"] == "SUCCESS"
+    before = watermark(sql, pipeline["id"])
+    response = client.put(f"/api/v1/pipelines/{pipeline['id']}/checks", json={"min_rows": 1_000_000})
+    assert response.status_code == 200, response.get_data(as_text=True)
+    change_source(sql, inserted=5, updated=0)
+    run = run_to_end(pipeline["id"])
+    assert run["status"] == "FAILED" and "min_rows" in run["error_message"]
+    assert watermark(sql, pipeline["id"]) == before
+    assert sql("SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+               "WHERE n.nspname = 'etl_console_shadow' AND c.relkind = 'r'") == [(0,)]
