@@ -39,8 +39,26 @@ def same_database(source_cursor, shadow: Shadow) -> bool:
     return source_cursor.fetchone()[0] == f"{SHADOW_SCHEMA}.{shadow.name}"
 
 
-def whole_query(query: str) -> sql.Composable:
-    return sql.SQL("SELECT * FROM (\n{}\n) AS etl_source").format(sql.SQL(query))
+def select_as_copy_would(cursor, shadow: Shadow, described, query: str, where: sql.Composable = sql.SQL("")):
+    """The user's query as the COPY stream would load it. COPY hands every value over as text and
+    the target column's type parses it, so a text '2024-01-01' fills a date column; INSERT … SELECT
+    would refuse that. A column whose type differs from the shadow's is therefore cast through text
+    to the shadow's type (without its typmod: the insert's own assignment then rounds numerics and
+    refuses over-long strings, as COPY does). Columns of the same type pass as they are."""
+    cursor.execute(
+        "SELECT attname, format_type(atttypid, NULL) FROM pg_attribute "
+        "WHERE attrelid = %s AND attnum > 0 AND NOT attisdropped",
+        (shadow.oid,),
+    )
+    shadow_types = dict(cursor.fetchall())
+    items = []
+    for column in described:
+        value = sql.SQL("etl_source.{}").format(sql.Identifier(column.name))
+        wanted = shadow_types.get(column.name)
+        if wanted is not None and wanted != column.type_name:
+            value = sql.SQL("{}::text::{}").format(value, sql.SQL(wanted))
+        items.append(value)
+    return sql.SQL("SELECT {} FROM (\n{}\n) AS etl_source{}").format(sql.SQL(", ").join(items), sql.SQL(query), where)
 
 
 def writable_relations(source_cursor, shadow: Shadow, limit: int = 3) -> list[str]:

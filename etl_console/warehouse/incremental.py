@@ -19,7 +19,7 @@ from .. import failpoints
 from .copy_pipe import SourceFailed, copy_pipe
 from .full_load import Load, LoadHooks, LoadResult, report
 from .gates import GateFailed, gate_incremental_batch
-from .in_database import fill_shadow, same_database, writable_relations
+from .in_database import fill_shadow, same_database, select_as_copy_would, writable_relations
 from .publish import wait_for_lock
 from .shadow import Shadow, create_shadow, drop_shadow
 from .source import describe, open_read_only, source_error
@@ -93,7 +93,7 @@ class IncrementalLoad(Load):
             )
         select = sql.SQL("SELECT * FROM (\n{}\n) AS etl_source{}").format(sql.SQL(self.query), since)
         copy_started = time.monotonic()
-        staging = self._stage_in_database(source, source_cursor, hooks, select, names, key, key_in_target)
+        staging = self._stage_in_database(source, source_cursor, hooks, columns, since, names, key, key_in_target)
         try:
             if staging is not None:
                 rows_read, staging_table = staging.rows, staging.shadow.identifier
@@ -108,7 +108,8 @@ class IncrementalLoad(Load):
                 target.rollback()  # after a failure the merge's transaction still reads the staging table
                 staging.discard()
 
-    def _stage_in_database(self, source, source_cursor, hooks, select, names, key, key_in_target) -> "_Staging | None":
+    def _stage_in_database(self, source, source_cursor, hooks, described, since, names, key,
+                           key_in_target) -> "_Staging | None":
         """The changed rows into a staging shadow by INSERT … SELECT inside PostgreSQL, when the source
         is the warehouse itself; None (and the path reported) when the COPY stream must do it."""
         if self.load_path != "auto":
@@ -139,6 +140,8 @@ class IncrementalLoad(Load):
                                     "INSERT … SELECT of the changed rows inside PostgreSQL, then the merge"},
                            "progress": "approximate while the statement runs (from the staging table's size), "
                                        "exact at the end"}, persist=True)
+            select = select_as_copy_would(cursor, staging.shadow, described, self.query, since)
+            staging.connection.rollback()
             source_cursor.execute("ROLLBACK")  # the read-only describe transaction
             try:
                 hooks.bind_interrupt(source.cancel, grace_s=0.0)  # no batch boundary will come

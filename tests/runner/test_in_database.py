@@ -88,3 +88,20 @@ def test_a_source_login_that_may_write_elsewhere_keeps_read_only_transactions(cl
         assert "content.film_work" in record["path"]["why"] and "READ ONLY" in record["path"]["why"]
     finally:
         sql("REVOKE INSERT ON content.film_work FROM etl_source")
+
+
+def test_values_load_as_the_copy_stream_would_load_them(client, create_pipeline, run_to_end, sql):
+    """COPY parses every value as text into the target's type; the in-database path does the same."""
+    pipeline = create_pipeline(source_query="SELECT id::text AS film_id, upper(title) AS title, "
+                                            "coalesce(rating, 0)::text AS rating FROM content.film_work")
+    run = run_to_end(pipeline["id"])
+    assert run["status"] == "SUCCESS", run["error_message"]
+    assert detail(client, pipeline["id"])["path"]["name"] == "in-database"
+    assert sql("SELECT count(*) FROM content.film_work f JOIN analytics.film_dim d ON d.film_id = f.id "
+               "AND d.title = upper(f.title) AND d.rating = coalesce(f.rating, 0)") == sql(
+        "SELECT count(*) FROM content.film_work")
+
+    bad = create_pipeline(source_query="SELECT 'not a uuid' AS film_id, title, rating FROM content.film_work")
+    failed = run_to_end(bad["id"])
+    assert failed["status"] == "FAILED"
+    assert 'invalid input syntax for type uuid: "not a uuid"' in failed["error_message"]
