@@ -195,7 +195,16 @@ def run_command(name_or_id: str, wait: bool) -> None:
     from .services.errors import PipelineNotFound
 
     config = Config.from_env()
-    database = _database(config)
+    # Alembic reports every migration step at INFO: not this command's output, which is the run's.
+    import logging
+
+    alembic_log = logging.getLogger("alembic")
+    alembic_level = alembic_log.level
+    alembic_log.setLevel(logging.WARNING)
+    try:
+        database = _database(config)
+    finally:
+        alembic_log.setLevel(alembic_level)
     with database.sessions() as session:
         try:
             pipeline = pipelines.find_pipeline(session, name_or_id)
@@ -220,21 +229,65 @@ def run_command(name_or_id: str, wait: bool) -> None:
 
 
 def _watch(database, run_id):
-    """Poll the run and draw one progress line; returns the finished run."""
-    from .db.models import PipelineRun
+    """Poll the run until it ends and show its progress on stderr; returns the finished run.
+
+    On a terminal: click's progress bar, redrawn in place (against the last successful run's row
+    count when there is one). Anywhere else (a pipe, a CI log): a plain line every
+    PLAIN_PROGRESS_EVERY_S and one at the end, never a carriage return."""
+    import itertools
+
+    from sqlalchemy import select
+
+    from .db.models import PipelineRun, RunStatus
+
+    def poll() -> PipelineRun:
+        with database.sessions() as session:
+            return session.get(PipelineRun, run_id)
+
+    def rate(run: PipelineRun, elapsed: float) -> str:
+        return f"{run.rows_read / max(elapsed, 1e-6):,.0f} rows/s"
+
+    def line(run: PipelineRun, elapsed: float) -> str:
+        return f"{run.status:<8} {run.rows_read:>12,} rows  {rate(run, elapsed):>15}  {elapsed:6.1f} s"
 
     started = time.monotonic()
-    while True:
-        with database.sessions() as session:
-            run = session.get(PipelineRun, run_id)
-        elapsed = max(time.monotonic() - started, 1e-6)
-        rate = run.rows_read / elapsed
-        line = f"\r{run.status:<8} {run.rows_read:>12,} rows  {rate:>10,.0f} rows/s  {elapsed:6.1f} s"
-        click.echo(line, nl=False, err=True)
-        if run.status != "RUNNING":
-            click.echo("", err=True)
-            return run
-        time.sleep(0.5)
+    run = poll()
+    if not sys.stderr.isatty():
+        shown_at = None
+        while True:
+            elapsed = time.monotonic() - started
+            if run.status != RunStatus.RUNNING or shown_at is None or elapsed - shown_at >= PLAIN_PROGRESS_EVERY_S:
+                click.echo(line(run, elapsed), err=True)
+                shown_at = elapsed
+            if run.status != RunStatus.RUNNING:
+                return run
+            time.sleep(0.5)
+            run = poll()
+
+    with database.sessions() as session:
+        expected = session.scalar(
+            select(PipelineRun.rows_read)
+            .where(PipelineRun.pipeline_id == run.pipeline_id, PipelineRun.status == RunStatus.SUCCESS)
+            .order_by(PipelineRun.finished_at.desc())
+            .limit(1)
+        )
+    # Without an expected size the bar has no length (itertools.count has none): click then draws
+    # a moving marker and the count.
+    size = {"length": expected} if expected else {"iterable": itertools.count()}
+    with click.progressbar(
+        **size, label=f"run {str(run_id)[:8]}", file=sys.stderr, show_pos=True,
+        item_show_func=lambda shown: rate(shown, time.monotonic() - started) if shown is not None else None,
+    ) as bar:
+        while run.status == RunStatus.RUNNING:
+            bar.update(max(0, run.rows_read - bar.pos), current_item=run)
+            time.sleep(0.5)
+            run = poll()
+        bar.update(max(0, run.rows_read - bar.pos), current_item=run)
+    click.echo(line(run, time.monotonic() - started), err=True)
+    return run
+
+
+PLAIN_PROGRESS_EVERY_S = 5.0
 
 
 def _add_command_groups() -> None:
