@@ -59,4 +59,32 @@ def ensure_production_source(
                 "user": PRODUCTION_LOGIN,
                 "password": password,
             })
+        _ensure_warehouse_connection(session, database, config)
     return connection_name
+
+
+WAREHOUSE_CONNECTION = "warehouse"
+
+
+def _ensure_warehouse_connection(session, database: Database, config: Config) -> None:
+    """The warehouse itself, read by its own least-privilege source login: with the demo's default
+    source being "production", a pipeline that names this connection loads in-database."""
+    if database.source_url is None:
+        return
+    try:
+        connection_service.find_connection(session, WAREHOUSE_CONNECTION)
+        return
+    except ConnectionNotFound:
+        pass
+    login = make_url(database.source_url)
+    warehouse = make_url(database.warehouse_url)
+    connection_service.create_connection(session, box_for(config), {
+        "name": WAREHOUSE_CONNECTION,
+        "description": "The warehouse itself (analytics and the demo's copy of content, ugc), read-only login: "
+                       "loads from it run inside PostgreSQL",
+        "host": warehouse.host or warehouse.query["host"],
+        "port": warehouse.port or 5432,
+        "database": warehouse.database,
+        "user": login.username,
+        "password": login.password,
+    })

@@ -30,7 +30,9 @@ def test_the_production_source_is_created_once_and_read_through_its_connection(a
     for _ in range(2):  # idempotent
         name = ensure_production_source(state.database, state.config, 700, 1400, database_name=production)
     assert name == "production"
-    (connection,) = body_of(client.get("/api/v1/connections/"), 200)
+    connections = {c["name"]: c for c in body_of(client.get("/api/v1/connections/"), 200)}
+    assert set(connections) == {"production", "warehouse"}
+    connection = connections["production"]
     assert (connection["database"], connection["user"], connection["password_set"]) == (production, PRODUCTION_LOGIN, True)
     test = body_of(client.post(f"/api/v1/connections/{connection['id']}/test"), 200)
     assert test["ok"] is True, test
@@ -40,3 +42,16 @@ def test_the_production_source_is_created_once_and_read_through_its_connection(a
     assert client.post(f"/api/v1/pipelines/{pipeline['id']}/run").status_code == 200
     run = finished_run(client, pipeline["id"])
     assert run["status"] == "SUCCESS" and run["rows_written"] == 700, run
+
+
+def test_the_warehouse_connection_loads_inside_postgresql(app, client, production):
+    state = app.extensions["etl"]
+    ensure_production_source(state.database, state.config, 300, 600, database_name=production)
+    pipeline = body_of(client.post("/api/v1/pipelines/", json={
+        "name": "film_dim_same_database", "target_table": "analytics.film_dim", "source_connection": "warehouse",
+        "source_query": "SELECT id as film_id, title, rating FROM content.film_work"}), 201)
+    client.post(f"/api/v1/pipelines/{pipeline['id']}/run")
+    run = finished_run(client, pipeline["id"])
+    assert run["status"] == "SUCCESS", run
+    detail = body_of(client.get(f"/api/v1/pipelines/{pipeline['id']}/runs/{run['id']}"), 200)
+    assert detail["path"]["name"] == "in-database"
