@@ -80,6 +80,14 @@ def main() -> None:
 
     url = full_load.prepare(args.url, args.films, 5000)
     dsn = libpq_dsn(url)
+    # User SQL runs as the least-privilege login, as in every deployment (the in-database path needs it).
+    from etl_console.db.source_login import DEFAULT_LOGIN, login_url, provision_source_login
+    from etl_console.local_secrets import local_secret
+
+    password = local_secret(os.path.abspath(".etl-bench"), "source_login_password")
+    provision_source_login(dsn, login=DEFAULT_LOGIN, password=password, schemas=("content", "ugc"),
+                           tables=(TABLE,), revoke_public_functions=args.url is None)
+    os.environ["ETL_SOURCE_URL"] = login_url(url, DEFAULT_LOGIN, password)
     cases = {
         "baseline in-database (INSERT … SELECT)": lambda: {"seconds": baseline_in_database(dsn)},
         "baseline COPY stream": lambda: {"seconds": full_load.baseline(dsn, full_load.FILM_QUERY, TABLE, KEY)},
