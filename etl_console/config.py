@@ -25,6 +25,7 @@ class Config:
     data_dir: str = "./.etl-console"  # ETL_DATA_DIR; the embedded server's home
     allowed_target_tables: tuple[str, ...] = DEFAULT_ALLOWED_TARGETS  # ETL_ALLOWED_TARGET_TABLES
     runner: str = "thread"  # ETL_RUNNER: thread | off
+    target_max_concurrent_runs: int = 0  # ETL_TARGET_MAX_CONCURRENT_RUNS: runs writing one target table at once, across all runners (0: no limit)
     runner_threads: int = 4  # ETL_RUNNER_THREADS: runs one runner executes at once
     # ETL_THREADS: request threads per web worker (gunicorn.conf.py reads the same variable); the
     # request pool keeps as many connections, so a busy worker never opens and closes extra ones

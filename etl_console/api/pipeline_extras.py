@@ -121,4 +121,4 @@ def reconcile(pipeline_id):
 @blp.alt_response(422, **VALIDATION)
 def run_detail(pipeline_id, run_id):
     """The full record of one run: configuration, batches, timings, reconciliation"""
-    return run_service.run_detail(db_session(), pipeline_id, run_id)
+    return run_service.run_detail(db_session(), pipeline_id, run_id, state().config.target_max_concurrent_runs)

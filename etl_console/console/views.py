@@ -346,7 +346,7 @@ def run_detail(pipeline_id: str, run_id: str):
         raise NotFound("Run not found") from None
     session = db_session()
     pipeline = pipeline_service.get_pipeline(session, pid)
-    run = run_service.run_detail(session, pid, rid)
+    run = run_service.run_detail(session, pid, rid, etl_state().config.target_max_concurrent_runs)
     context = {
         "pipeline": pipeline,
         "run": run,

@@ -60,8 +60,59 @@ _SLOT_FREE = f"""
 """
 
 
+# Runs writing one target table that hold a slot, and those queued before a given run.
+_TARGET_SLOT_FREE = """
+    SELECT (SELECT count(*) FROM etl_pipeline_runs busy
+            WHERE busy.status = 'RUNNING' AND busy.worker_id IS NOT NULL
+              AND busy.config_snapshot ->> 'target_table' = :target)
+         + (SELECT count(*) FROM etl_pipeline_runs older JOIN etl_pipelines op ON op.id = older.pipeline_id
+            WHERE op.target_table = :target AND older.status = 'RUNNING' AND older.worker_id IS NULL
+              AND (older.started_at, older.id) < (r.started_at, r.id)) < :limit
+    FROM etl_pipeline_runs r WHERE r.id = :run
+"""
+_TARGET_LOCK_NAMESPACE = 0x45544C54  # "ETLT": claimers of one target table count its slots in turn
+
+
+def target_slot_free(conn: Connection, run_id: uuid.UUID, limit: int) -> bool:
+    """Whether a run may start under ETL_TARGET_MAX_CONCURRENT_RUNS (0: no limit). Claimers of one
+    target take a transaction-level lock on its name first, so two never both take the last slot."""
+    if not limit:
+        return True
+    target = conn.execute(
+        text("SELECT p.target_table FROM etl_pipeline_runs r JOIN etl_pipelines p ON p.id = r.pipeline_id "
+             "WHERE r.id = :run"), {"run": run_id}).scalar_one()
+    conn.execute(text("SELECT pg_advisory_xact_lock(:namespace, hashtext(:target))"),
+                 {"namespace": _TARGET_LOCK_NAMESPACE, "target": target})
+    return bool(conn.execute(text(_TARGET_SLOT_FREE), {"target": target, "limit": limit, "run": run_id}).scalar())
+
+
+def target_queue(conn: Connection, run_id: uuid.UUID, limit: int) -> dict | None:
+    """For a queued run: the target table's slots, when they are what it waits for."""
+    if not limit:
+        return None
+    row = conn.execute(
+        text(
+            """
+            SELECT p.target_table,
+                   (SELECT count(*) FROM etl_pipeline_runs busy WHERE busy.status = 'RUNNING'
+                      AND busy.worker_id IS NOT NULL AND busy.config_snapshot ->> 'target_table' = p.target_table),
+                   (SELECT count(*) FROM etl_pipeline_runs older JOIN etl_pipelines op ON op.id = older.pipeline_id
+                    WHERE op.target_table = p.target_table AND older.status = 'RUNNING' AND older.worker_id IS NULL
+                      AND (older.started_at, older.id) < (r.started_at, r.id))
+            FROM etl_pipeline_runs r JOIN etl_pipelines p ON p.id = r.pipeline_id
+            WHERE r.id = :run AND r.status = 'RUNNING' AND r.worker_id IS NULL
+            """
+        ),
+        {"run": run_id},
+    ).first()
+    if row is None or row[1] + row[2] < limit:
+        return None
+    return {"waiting_for": f"target table {row[0]} (ETL_TARGET_MAX_CONCURRENT_RUNS {limit})",
+            "running": row[1], "queued_ahead": row[2]}
+
+
 def claim_run(conn: Connection, worker_id: str, labels: tuple[str, ...] = (),
-              default_connection: str | None = None) -> ClaimedRun | None:
+              default_connection: str | None = None, target_limit: int = 0) -> ClaimedRun | None:
     """Take the oldest queued run nobody holds that its source connection has a slot for, and
     snapshot its pipeline's configuration.
 
@@ -70,7 +121,8 @@ def claim_run(conn: Connection, worker_id: str, labels: tuple[str, ...] = (),
     is a new statement, which sees the claims committed before it). Runs over the limit stay queued,
     in order: a run starts only when the claimed runs plus the runs queued before it leave a slot.
 
-    A run whose pipeline or source connection requires a label is only for runners with that label."""
+    A run whose pipeline or source connection requires a label is only for runners with that label.
+    With target_limit, at most that many runs write one target table at once, likewise in order."""
     passed: list[str] = []  # limited runs another claimer took the last slot from meanwhile
     while True:
         candidate = conn.execute(
@@ -88,6 +140,9 @@ def claim_run(conn: Connection, worker_id: str, labels: tuple[str, ...] = (),
             if not free:
                 passed.append(str(candidate.id))
                 continue
+        if not target_slot_free(conn, candidate.id, target_limit):
+            passed.append(str(candidate.id))
+            continue
         return _claim(conn, candidate.id, worker_id, default_connection)
 
 

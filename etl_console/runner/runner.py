@@ -191,7 +191,8 @@ class Runner:
             try:
                 with self.engine.begin() as conn:
                     claimed = queries.claim_run(conn, self.worker_id, self.config.runner_labels,
-                                                self.config.default_source_connection)
+                                                self.config.default_source_connection,
+                                                self.config.target_max_concurrent_runs)
             except Exception:
                 self._slots.release()
                 raise

@@ -83,7 +83,7 @@ def get_run(session: Session, pipeline_id: uuid.UUID, run_id: uuid.UUID) -> Pipe
     return run
 
 
-def run_detail(session: Session, pipeline_id: uuid.UUID, run_id: uuid.UUID) -> dict:
+def run_detail(session: Session, pipeline_id: uuid.UUID, run_id: uuid.UUID, target_limit: int = 0) -> dict:
     """The whole record of one run: configuration snapshot, batches, timings, reconciliation."""
     run = get_run(session, pipeline_id, run_id)
     details = run.details or {}
@@ -112,15 +112,16 @@ def run_detail(session: Session, pipeline_id: uuid.UUID, run_id: uuid.UUID) -> d
         "path": details.get("path"),
         "tasks": details.get("tasks"),
         "progress": details.get("progress"),
-        "queue": _queue(session, run),
+        "queue": _queue(session, run, target_limit),
         "lock_wait": details.get("lock_wait"),
     }
 
 
-def _queue(session: Session, run: PipelineRun) -> dict | None:
-    """For a run still queued: what it waits for when its source connection is at its limit."""
+def _queue(session: Session, run: PipelineRun, target_limit: int) -> dict | None:
+    """For a run still queued: what it waits for (a label, its source connection's or its target
+    table's limit)."""
     if run.status != RunStatus.RUNNING or run.worker_id is not None:
         return None
-    from ..runner.queries import connection_queue
+    from ..runner.queries import connection_queue, target_queue
 
-    return connection_queue(session.connection(), run.id)
+    return connection_queue(session.connection(), run.id) or target_queue(session.connection(), run.id, target_limit)
