@@ -148,7 +148,8 @@ class RunExecution:
         if config.get("type") == "PYTHON":
             with self.runner.engine.begin() as conn:
                 tasks = tuple(snapshot_tasks(conn, self.claimed.run_id, self.claimed.pipeline_id))
-        return FullLoad(**common, run_id=self.claimed.run_id, load_path=settings.load_path, tasks=tasks)
+        return FullLoad(**common, run_id=self.claimed.run_id, load_path=settings.load_path, tasks=tasks,
+                        assertion_dsn=database.source_dsn)
 
     def _record_reconciliation(self, config: dict) -> None:
         """After a success: compare source and target over the key and keep the counts on the run."""

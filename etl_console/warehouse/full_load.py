@@ -148,6 +148,7 @@ class FullLoad(Load):
     publish_lock_timeout_s: float = field(default=0.05, kw_only=True)  # the most a reader queues behind us
     publish_give_up_s: float = field(default=600.0, kw_only=True)
     load_path: str = field(default="auto", kw_only=True)  # "auto" (in-database when one database) | "copy"
+    assertion_dsn: str | None = field(default=None, kw_only=True)  # the warehouse's source login, for assertions
     # A PYTHON pipeline's tasks ({"kind", "config"} in order; maybe none); None: a SQL pipeline.
     tasks: tuple | None = field(default=None, kw_only=True)
 
@@ -324,12 +325,26 @@ class FullLoad(Load):
             raise GateFailed(results)
 
     def _run_assertions(self, source, target, shadow: Shadow, source_user: str, assertions) -> list:
-        """User SQL runs as the source login, which may read the shadow only while it runs."""
+        """User SQL runs as the source login, which may read the shadow only while it runs. When the
+        source is another database, that is the warehouse's own source login (assertion_dsn)."""
+        if self.assertion_dsn and self.assertion_dsn != self.source_dsn:
+            warehouse_source = psycopg2.connect(self.assertion_dsn, application_name="etl-console assertions")
+            warehouse_source.autocommit = True
+            try:
+                with warehouse_source.cursor() as probe:
+                    probe.execute("SELECT current_user")
+                    user = probe.fetchone()[0]
+                return self._assertions_as(warehouse_source, target, shadow, user, assertions, role=None)
+            finally:
+                warehouse_source.close()
+        return self._assertions_as(source, target, shadow, source_user, assertions, role=self.source_role)
+
+    def _assertions_as(self, source, target, shadow: Shadow, source_user: str, assertions, role) -> list:
         cursor = target.cursor()
         granted = grant_read(cursor, shadow, source_user)
         target.commit()
         try:
-            source_cursor = open_read_only(source, self.statement_timeout_s, self.source_role)
+            source_cursor = open_read_only(source, self.statement_timeout_s, role)
             try:
                 return run_assertions(source_cursor, shadow.identifier, assertions)
             finally:

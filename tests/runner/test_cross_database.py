@@ -201,3 +201,21 @@ def test_full_load_and_reconcile_from_another_server(client, other_server_url, s
     assert run["status"] == "SUCCESS" and run["rows_written"] == 1200, run
     report = body_of(client.post(f"/api/v1/pipelines/{created['id']}/reconcile"), 200)
     assert report["match"] is True and report["source_rows"] == 1200
+
+
+def test_sql_assertions_gate_a_load_from_another_database(client, prod_connection, sql):
+    """Assertions read the shadow in the warehouse, as the warehouse's own least-privilege login."""
+    created = body_of(_create_pipeline(client, source_connection="prod"), 201)
+    checks = {"assertions": [{"name": "no_untitled", "sql": "SELECT * FROM loaded WHERE title IS NULL"}]}
+    body_of(client.put(f"/api/v1/pipelines/{created['id']}/checks", json=checks), 200)
+    run = _run(client, created["id"])
+    assert run["status"] == "SUCCESS", run
+    gates = _detail(client, created["id"], run["id"])["gates"]
+    assert any(g["gate"] == "assertion(no_untitled)" and g["passed"] for g in gates), gates
+
+    failing = {"assertions": [{"name": "too_many", "sql": "SELECT 1 FROM loaded HAVING count(*) > 10"}]}
+    body_of(client.put(f"/api/v1/pipelines/{created['id']}/checks", json=failing), 200)
+    sql("TRUNCATE analytics.film_dim")
+    run = _run(client, created["id"])
+    assert run["status"] == "FAILED" and "assertion(too_many)" in run["error_message"], run
+    assert sql("SELECT count(*) FROM analytics.film_dim") == [(0,)]
