@@ -3,9 +3,10 @@
 The source's COPY (FORMAT csv) is pumped into an OS pipe by copy_pipe's pump thread; Arrow's
 streaming CSV reader parses it as it arrives (short reads: a slow source still yields blocks), the
 blocks are cut into record batches of exactly batch_size rows, each batch goes through the tasks in
-order, and the result is written as CSV into the shadow's COPY FROM STDIN. At most a block, a batch
-and its output are in memory at once, whatever the row count (a dedupe keeping the last row holds
-one row per key, as it says).
+order, and the result is written as CSV into the shadow's COPY FROM STDIN. Parsing, tasks and CSV
+writing run in a stage thread at most two batches ahead of the COPY, so a block and a few batches
+are in memory at once, whatever the row count (a dedupe keeping the last row holds one row per key,
+as it says).
 
 CSV, not COPY's text format: Arrow reads CSV natively, and CSV tells NULL (unquoted empty) from ''
 (quoted empty) both ways, so values round-trip exactly.
@@ -13,6 +14,7 @@ CSV, not COPY's text format: Arrow reads CSV natively, and CSV tells NULL (unquo
 from __future__ import annotations
 
 import io
+import os
 import queue
 import threading
 import time
@@ -206,8 +208,6 @@ def transform_stream(
     on_progress: Callable[[int, int], None] | None = None,
 ) -> StreamResult:
     """Run the whole stream; re-raises the source's, a task's or the target's error as it was."""
-    import os
-
     _use_system_allocator()
 
     read_fd, write_fd = os.pipe()
