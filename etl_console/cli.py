@@ -190,6 +190,7 @@ def worker(labels: tuple[str, ...]) -> None:
 @click.option("--wait", is_flag=True, help="Execute here, show progress, and exit non-zero if the run fails.")
 def run_command(name_or_id: str, wait: bool) -> None:
     """Start a run of the pipeline NAME_OR_ID."""
+    from .db.models import RunStatus
     from .runner.runner import Runner
     from .services import pipelines, runs
     from .services.errors import PipelineNotFound
@@ -222,7 +223,7 @@ def run_command(name_or_id: str, wait: bool) -> None:
         final = _watch(database, run.id)
     finally:
         runner.stop()
-    if final.status != "SUCCESS":
+    if final.status != RunStatus.SUCCESS:
         click.echo(f"FAILED: {final.error_message}", err=True)
         sys.exit(1)
     click.echo(f"SUCCESS: {final.rows_written:,} rows written")

@@ -99,11 +99,15 @@ class DatabaseCollector:
         from prometheus_client.core import GaugeMetricFamily
         from sqlalchemy import text
 
+        from .db.models import RunStatus
+
         up = GaugeMetricFamily("etl_database_up", "1 when the metadata database answered this scrape")
         try:
             with self.engine.connect() as conn:
                 conn.execute(text("SET LOCAL statement_timeout = '2s'"))
-                active = conn.execute(text("SELECT count(*) FROM etl_pipeline_runs WHERE status = 'RUNNING'")).scalar_one()
+                active = conn.execute(
+                    text("SELECT count(*) FROM etl_pipeline_runs WHERE status = :running"), {"running": RunStatus.RUNNING}
+                ).scalar_one()
                 runners = conn.execute(
                     text("SELECT count(*) FROM etl_runners WHERE heartbeat_at > now() - make_interval(secs => :lease)"),
                     {"lease": self.lease_s},

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from statistics import median
 from typing import Callable, Sequence
 
+from ..db.models import RunStatus
 from ..services.overview import CHART_RUNS, RunView
 from .format import duration, number, status_label, utc
 
@@ -77,8 +78,8 @@ def _panel(title, runs, value_of, label, slots) -> Panel:
 
 def _summary(runs: list[RunView]) -> str:
     finished = [run for run in runs if not run.running]
-    succeeded = sum(1 for run in finished if run.status == "SUCCESS")
-    failed = sum(1 for run in finished if run.status == "FAILED")
+    succeeded = sum(1 for run in finished if run.status == RunStatus.SUCCESS)
+    failed = sum(1 for run in finished if run.status == RunStatus.FAILED)
     text = f"Last {len(runs)} runs, oldest on the left: {succeeded} succeeded, {failed} failed"
     if finished:
         text += f"; median duration {duration(median(run.seconds for run in finished))}"

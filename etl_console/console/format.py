@@ -6,14 +6,16 @@ from datetime import datetime, timezone
 
 from markupsafe import Markup, escape
 
+from ..db.models import PipelineStatus, RunStatus
+
 NBSP = "\u00a0"  # keeps a number and its unit on one line
 
 STATUS_LABELS = {
-    "IDLE": "Idle",
-    "RUNNING": "Running",
-    "PAUSED": "Paused",
-    "FAILED": "Failed",
-    "SUCCESS": "Succeeded",
+    PipelineStatus.IDLE: "Idle",
+    PipelineStatus.RUNNING: "Running",  # the same word as RunStatus.RUNNING
+    PipelineStatus.PAUSED: "Paused",
+    PipelineStatus.FAILED: "Failed",  # the same word as RunStatus.FAILED
+    RunStatus.SUCCESS: "Succeeded",
 }
 
 

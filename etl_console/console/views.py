@@ -16,6 +16,7 @@ from werkzeug.exceptions import BadRequest, NotFound
 
 from ..api.context import allowed_targets, db_session, source_access, wake_runner
 from ..api.context import state as etl_state
+from ..db.models import PipelineStatus, RunStatus
 from ..services import connections as connection_service
 from ..services import overview
 from ..services import pipelines as pipeline_service
@@ -158,7 +159,7 @@ def _form_page(form: forms.PipelineForm, pipeline):
         targets=allowed_targets(),
         connections=[connection.name for connection in connection_service.list_connections(db_session())],
         # The contract's refusal, shown before the operator types anything; saving still refuses.
-        busy_message=str(PipelineBusy()) if pipeline is not None and pipeline.status == "RUNNING" else None,
+        busy_message=str(PipelineBusy()) if pipeline is not None and pipeline.status == PipelineStatus.RUNNING else None,
     )
 
 
@@ -360,7 +361,7 @@ def run_detail(pipeline_id: str, run_id: str):
 
 def _check_pending(run: dict) -> bool:
     """The runner records the check right after a SUCCESS; wait for it as long as it may take."""
-    if run["status"] != "SUCCESS" or run["reconciliation"] or run["finished_at"] is None:
+    if run["status"] != RunStatus.SUCCESS or run["reconciliation"] or run["finished_at"] is None:
         return False
     settings = _settings()
     if not settings.reconcile_after_run:

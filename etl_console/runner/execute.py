@@ -9,6 +9,7 @@ import psycopg2
 import psycopg2.errors
 
 from .. import failpoints, metrics
+from ..db.models import PipelineStatus, RunStatus
 from ..services.errors import InvalidSourceQuery
 from ..services.sql_guard import check_source_query
 from ..warehouse.full_load import FullLoad, LoadCancelled
@@ -97,17 +98,17 @@ class RunExecution:
             finally:
                 self.active.interrupt = None  # its connections are closed now
             log.info("run %s succeeded: %s rows", self.claimed.run_id, result.rows_written)
-            metrics.run_finished("SUCCESS", self.started, result.rows_written)
+            metrics.run_finished(RunStatus.SUCCESS, self.started, result.rows_written)
             if self.runner.config.reconcile_after_run:
                 self._record_reconciliation(config)
         except LeaseLost:
             log.warning("run %s: lease lost, target rolled back, nothing recorded", self.claimed.run_id)
         except LoadCancelled as cancelled:
-            self._fail(str(cancelled), pipeline_status="PAUSED" if self._paused else None)
+            self._fail(str(cancelled), pipeline_status=PipelineStatus.PAUSED if self._paused else None)
         except Exception as error:  # noqa: BLE001 - every error becomes a FAILED run
             if self.active.cancel_reason is not None:
                 # We interrupted the source ourselves; the cancel is the cause, not the error it raised.
-                self._fail(self._cancel_message(), pipeline_status="PAUSED" if self._paused else None)
+                self._fail(self._cancel_message(), pipeline_status=PipelineStatus.PAUSED if self._paused else None)
             elif isinstance(error, (LoadError, InvalidSourceQuery)):
                 self._fail(str(error))
             elif isinstance(error, psycopg2.Error):
@@ -193,7 +194,7 @@ class RunExecution:
                     pipeline_status=pipeline_status,
                 )
             if recorded:
-                metrics.run_finished("FAILED", self.started, self.active.rows_written)
+                metrics.run_finished(RunStatus.FAILED, self.started, self.active.rows_written)
             if not recorded:
                 log.warning("run %s was reaped before its failure could be recorded", self.claimed.run_id)
         except Exception:  # noqa: BLE001 - the reaper will record it as lost
