@@ -111,7 +111,10 @@ def update_pipeline(
     changes: dict[str, Any],
     *,
     source_access: SourceAccess | None = None,
+    default_source_dsn: str | None = None,
 ) -> Pipeline:
+    """default_source_dsn: where a PYTHON pipeline's tasks are re-checked when its query, target or
+    source changes (None: not re-checked here; the run checks them when it starts)."""
     pipeline = get_pipeline(session, pipeline_id, for_update=True)
     connection_changed = "source_connection" in changes
     new_connection = changes.get("source_connection")
@@ -147,6 +150,10 @@ def update_pipeline(
                               changes.get("incremental_key", pipeline.incremental_key) if incremental else None)
     for key, value in changes.items():
         setattr(pipeline, key, value)
+    if pipeline.type == "PYTHON" and {"type", "source_query", "target_table", "source_connection_id"} & set(changes):
+        from .tasks import recheck_tasks
+
+        recheck_tasks(session, pipeline, source_access=source_access, default_source_dsn=default_source_dsn)
     if changes.get("enabled") is False:
         pipeline.status = PipelineStatus.PAUSED
     elif changes.get("enabled") is True and pipeline.status == PipelineStatus.PAUSED:

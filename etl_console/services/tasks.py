@@ -76,6 +76,22 @@ def replace_tasks(
     return task_list(session, pipeline.id)
 
 
+def recheck_tasks(session: Session, pipeline: Pipeline, *, source_access: SourceAccess | None = None,
+                  default_source_dsn: str | None = None) -> None:
+    """The saved tasks against a pipeline's changed query, target or source (before its commit)."""
+    saved = task_list(session, pipeline.id)
+    if not saved:
+        return
+    try:
+        loaded = check_tasks(saved)
+        source_columns = describe_source(session, pipeline, source_access, default_source_dsn)
+        if source_columns is not None:
+            check_task_columns(session, loaded, source_columns, pipeline.target_table)
+    except Exception:
+        session.rollback()
+        raise
+
+
 def check_tasks(tasks: list[dict[str, Any]]) -> list[tuple[str, dict, Any]]:
     """Kinds and configs; returns (kind, loaded config, transform instance) per task."""
     from ..transforms import TransformConfigInvalid, UnknownTransform, installed_transforms  # pyarrow: when used

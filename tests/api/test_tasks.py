@@ -129,3 +129,16 @@ def test_transforms_are_listed_with_docs_and_schemas(client):
     assert "HMAC" in hashing["doc"] and hashing["source"] == "etl_console.transforms.builtin:HashColumns"
     assert hashing["config_schema"]["required"] == ["columns", "secret_env"]
     assert hashing["config_schema"]["properties"]["algorithm"]["enum"] == ["sha256", "sha512", "blake2b"]
+
+
+def test_patching_the_query_or_target_rechecks_the_saved_tasks(client, create_pipeline):
+    pipeline = create_pipeline(type="PYTHON")
+    assert put_tasks(client, pipeline["id"], [{"kind": "normalize_text", "config": {"columns": ["title"]}}]).status_code == 200
+    broken = client.patch(f"{BASE}/{pipeline['id']}", json={
+        "source_query": "SELECT id AS film_id, title AS name, rating FROM content.film_work"})
+    assert broken.status_code == 400
+    assert broken.get_json()["detail"] == "task 1 (normalize_text): no column title (columns here: film_id, name, rating)"
+    fine = client.patch(f"{BASE}/{pipeline['id']}", json={
+        "source_query": "SELECT id AS film_id, upper(title) AS title, rating FROM content.film_work", "batch_size": 5})
+    assert fine.status_code == 200 and fine.get_json()["batch_size"] == 5
+    assert client.patch(f"{BASE}/{pipeline['id']}", json={"batch_size": 7}).status_code == 200  # no re-check needed
