@@ -24,7 +24,7 @@ from psycopg2 import sql
 
 from .. import failpoints
 from .copy_pipe import SourceFailed, copy_pipe
-from .in_database import fill_shadow, same_database, select_as_copy_would, writable_relations
+from .in_database import fill_shadow, same_database, select_as_copy_would, value_error, writable_relations
 from .gates import GateFailed, builtin_gates, run_assertions
 from .publish import ROWS, RENAME, ExchangeRefused, PublishReport, exchange_by_rename, exchange_rows, oid_dependents, wait_for_lock
 from .shadow import Shadow, build_indexes, create_shadow, drop_shadow, grant_read, revoke_read, sweep_orphans, target_indexes
@@ -249,7 +249,7 @@ class FullLoad(Load):
         return {"name": COPY_STREAM, "why": "the source is another database: COPY out of it, COPY into the shadow"}
 
     def _fill_in_database(self, source, target, hooks, shadow: Shadow, source_columns, source_user) -> int:
-        select = select_as_copy_would(target.cursor(), shadow, describe(source.cursor(), self.query), self.query)
+        select, casts = select_as_copy_would(target.cursor(), shadow, describe(source.cursor(), self.query), self.query)
         target.rollback()
         source.cursor().execute("ROLLBACK")  # the read-only describe transaction
         bind = getattr(hooks, "bind_interrupt")
@@ -268,6 +268,8 @@ class FullLoad(Load):
             )
         except psycopg2.Error as error:
             target.rollback()
+            if misfit := value_error(error, casts):
+                raise LoadError(misfit) from None
             raise source_error(error) from None
         report(hooks, {"progress": "exact"}, persist=True)
         return rows

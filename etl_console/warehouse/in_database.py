@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import dataclass
 from typing import Callable
 
 import psycopg2
@@ -51,14 +52,35 @@ def select_as_copy_would(cursor, shadow: Shadow, described, query: str, where: s
         (shadow.oid,),
     )
     shadow_types = dict(cursor.fetchall())
-    items = []
+    items, casts = [], []
     for column in described:
         value = sql.SQL("etl_source.{}").format(sql.Identifier(column.name))
         wanted = shadow_types.get(column.name)
         if wanted is not None and wanted != column.type_name:
             value = sql.SQL("{}::text::{}").format(value, sql.SQL(wanted))
+            casts.append(Cast(column.name, column.type_name, wanted))
         items.append(value)
-    return sql.SQL("SELECT {} FROM (\n{}\n) AS etl_source{}").format(sql.SQL(", ").join(items), sql.SQL(query), where)
+    select = sql.SQL("SELECT {} FROM (\n{}\n) AS etl_source{}").format(sql.SQL(", ").join(items), sql.SQL(query), where)
+    return select, casts
+
+
+@dataclass(frozen=True)
+class Cast:
+    column: str
+    source_type: str
+    target_type: str
+
+
+def value_error(error: psycopg2.Error, casts: list[Cast]) -> str | None:
+    """A value that does not fit its column (SQLSTATE class 22), named as COPY would name it."""
+    if not (error.pgcode or "").startswith("22"):
+        return None
+    message = (error.diag.message_primary or str(error)).strip()
+    suspects = [cast for cast in casts if f"type {cast.target_type}" in message] or casts
+    if not suspects:
+        return message
+    named = ", ".join(f"{c.column} ({c.source_type} into {c.target_type})" for c in suspects)
+    return f"{message}; column {named}"
 
 
 def writable_relations(source_cursor, shadow: Shadow, limit: int = 3) -> list[str]:

@@ -19,7 +19,7 @@ from .. import failpoints
 from .copy_pipe import SourceFailed, copy_pipe
 from .full_load import Load, LoadHooks, LoadResult, report
 from .gates import GateFailed, gate_incremental_batch
-from .in_database import fill_shadow, same_database, select_as_copy_would, writable_relations
+from .in_database import fill_shadow, same_database, select_as_copy_would, value_error, writable_relations
 from .publish import wait_for_lock
 from .shadow import Shadow, create_shadow, drop_shadow
 from .source import describe, open_read_only, source_error
@@ -140,7 +140,7 @@ class IncrementalLoad(Load):
                                     "INSERT … SELECT of the changed rows inside PostgreSQL, then the merge"},
                            "progress": "approximate while the statement runs (from the staging table's size), "
                                        "exact at the end"}, persist=True)
-            select = select_as_copy_would(cursor, staging.shadow, described, self.query, since)
+            select, casts = select_as_copy_would(cursor, staging.shadow, described, self.query, since)
             staging.connection.rollback()
             source_cursor.execute("ROLLBACK")  # the read-only describe transaction
             try:
@@ -155,6 +155,8 @@ class IncrementalLoad(Load):
                     self.target_dsn, self.target_table,
                 )
             except psycopg2.Error as error:
+                if misfit := value_error(error, casts):
+                    raise LoadError(misfit) from None
                 raise source_error(error) from None
             report(hooks, {"progress": "exact"}, persist=True)
             hooks.on_batch(staging.rows, 0)
