@@ -218,7 +218,7 @@ def run_command(name_or_id: str, wait: bool) -> None:
     click.echo(f"run {run.id} of {pipeline.name} {'queued' if queued else 'already running'}")
     if not wait:
         return
-    runner = Runner(database, config, name="cli").start()
+    runner = Runner(database, config, name="cli", only_run=run.id).start()  # this run only
     try:
         final = _watch(database, run.id)
     finally:

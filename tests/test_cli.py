@@ -86,6 +86,19 @@ def test_run_wait_succeeds_with_progress_and_fails_with_exit_code(app, create_pi
     assert "FAILED:" in result.stderr
 
 
+def test_run_wait_executes_that_run_and_no_other(app, client, create_pipeline, database_url, sql):
+    app.extensions["etl"].runner.stop()  # nobody else claims: another pipeline's run stays queued
+    app.extensions["etl"].runner = None
+    other = create_pipeline(name="cli_other", source_query=film_rows_query(10, "other"))
+    assert client.post(f"/api/v1/pipelines/{other['id']}/run").status_code == 200  # queued first
+    create_pipeline(name="cli_mine", source_query=film_rows_query(20, "mine"))
+    result = etl_console("run", "cli_mine", "--wait", database_url=database_url)
+    assert result.returncode == 0, result.stderr
+    assert "SUCCESS: 20 rows written" in result.stdout
+    assert sql("SELECT status, worker_id FROM etl_pipeline_runs WHERE pipeline_id = %s", (other["id"],)) == [
+        ("RUNNING", None)]  # still queued, untouched: not claimed, not cancelled
+
+
 def test_run_unknown_pipeline_is_a_clear_error(database_url, clean_database):
     result = etl_console("run", "no_such_pipeline", database_url=database_url)
     assert result.returncode != 0

@@ -45,6 +45,7 @@ _CANDIDATE = f"""
     JOIN etl_pipelines p ON p.id = r.pipeline_id
     LEFT JOIN etl_connections c ON c.id = {_READS.format(pipeline="p")}
     WHERE r.status = 'RUNNING' AND r.worker_id IS NULL AND r.id <> ALL(CAST(:passed AS uuid[]))
+      AND (CAST(:only_run AS uuid) IS NULL OR r.id = CAST(:only_run AS uuid))
       AND (p.required_label IS NULL OR p.required_label = ANY(CAST(:labels AS text[])))
       AND (c.required_label IS NULL OR c.required_label = ANY(CAST(:labels AS text[])))
       AND (c.max_concurrent_runs IS NULL
@@ -112,7 +113,8 @@ def target_queue(conn: Connection, run_id: uuid.UUID, limit: int) -> dict | None
 
 
 def claim_run(conn: Connection, worker_id: str, labels: tuple[str, ...] = (),
-              default_connection: str | None = None, target_limit: int = 0) -> ClaimedRun | None:
+              default_connection: str | None = None, target_limit: int = 0,
+              only_run: uuid.UUID | None = None) -> ClaimedRun | None:
     """Take the oldest queued run nobody holds that its source connection has a slot for, and
     snapshot its pipeline's configuration.
 
@@ -126,7 +128,8 @@ def claim_run(conn: Connection, worker_id: str, labels: tuple[str, ...] = (),
     passed: list[str] = []  # limited runs another claimer took the last slot from meanwhile
     while True:
         candidate = conn.execute(
-            text(_CANDIDATE), {"passed": passed, "labels": list(labels), "default_connection": default_connection}
+            text(_CANDIDATE), {"passed": passed, "labels": list(labels), "default_connection": default_connection,
+                               "only_run": str(only_run) if only_run else None}
         ).one_or_none()
         if candidate is None:
             return None

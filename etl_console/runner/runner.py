@@ -60,9 +60,12 @@ class ActiveRun:
 
 
 class Runner:
-    def __init__(self, database: Database, config: Config, name: str = "runner") -> None:
+    def __init__(self, database: Database, config: Config, name: str = "runner",
+                 only_run: uuid.UUID | None = None) -> None:
         self.database = database
         self.config = config
+        # `etl-console run NAME --wait`: execute that run and nothing else (no other claims, no schedules).
+        self.only_run = only_run
         self.engine = database.unpooled_engine()
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{name}:{uuid.uuid4().hex[:8]}"
         self._slots = threading.BoundedSemaphore(config.runner_threads)
@@ -148,7 +151,8 @@ class Runner:
             self.reap()
         if now - self._last_schedule >= max(1.0, self.config.poll_s):
             self._last_schedule = now
-            self.fire_schedules()
+            if self.only_run is None:
+                self.fire_schedules()
         if now - self._last_claim >= self.config.poll_s:
             self._last_claim = now
             self._claim_all()
@@ -192,7 +196,7 @@ class Runner:
                 with self.engine.begin() as conn:
                     claimed = queries.claim_run(conn, self.worker_id, self.config.runner_labels,
                                                 self.config.default_source_connection,
-                                                self.config.target_max_concurrent_runs)
+                                                self.config.target_max_concurrent_runs, only_run=self.only_run)
             except Exception:
                 self._slots.release()
                 raise
