@@ -14,7 +14,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from ..db.models import Pipeline, PipelineStatus, PipelineTask
-from .connections import SourceAccess, resolve_source
+from .connections import SourceAccess, effective_connection_id, resolve_source
 from .errors import InvalidPipeline, InvalidSourceQuery, PipelineBusy, SourceUnreachable
 from .pipelines import get_pipeline
 from .sql_guard import check_source_query
@@ -143,10 +143,13 @@ def describe_source(session: Session, pipeline: Pipeline, access: SourceAccess |
     from ..warehouse.target import LoadError
 
     query = check_source_query(pipeline.source_query)
-    if pipeline.source_connection_id is not None:
+    # The pipeline's own connection, else the deployment's default one (ETL_DEFAULT_SOURCE_CONNECTION),
+    # as the runner will read it; without either, the default source login.
+    connection_id = effective_connection_id(session, access, pipeline.source_connection_id)
+    if connection_id is not None:
         if access is None:
             return None
-        resolved = resolve_source(session, access, pipeline.source_connection_id, check=False)
+        resolved = resolve_source(session, access, connection_id, check=False)
         dsn, name, timeout_s = resolved.dsn, f"source connection '{resolved.name}'", access.timeout_s
     elif default_source_dsn:
         dsn, name, timeout_s = default_source_dsn, "the default source", access.timeout_s if access else 10.0
