@@ -243,9 +243,12 @@ def resolve_source(session: Session, access: SourceAccess, connection_id: uuid.U
 
 
 def check_pipeline_source(session: Session, access: SourceAccess, connection_id: uuid.UUID, query: str,
-                          target_table: str, incremental_key: str | None = None) -> None:
+                          target_table: str, incremental_key: str | None = None, *, columns_fit: bool = True) -> None:
     """Save-time check of a pipeline reading a named source: the source answers, the query runs
-    there (LIMIT 0, READ ONLY, as the connection's login), and its columns fit the target."""
+    there (LIMIT 0, READ ONLY, as the connection's login), and its columns fit the target.
+
+    columns_fit=False for a PYTHON pipeline: its tasks decide the columns loaded (checked when the
+    tasks are saved, services.tasks), so the query's own columns need not fit the target."""
     from ..warehouse.source import describe, open_read_only
     from ..warehouse.source_probe import connect_source
     from ..warehouse.target import LoadError, check_columns, target_columns
@@ -263,6 +266,8 @@ def check_pipeline_source(session: Session, access: SourceAccess, connection_id:
         raise InvalidSourceQuery(f"{error} (on source connection '{resolved.name}')") from None
     finally:
         source.close()
+    if not columns_fit:
+        return
     # The target lives in the warehouse, which this session reaches when it is the metadata database
     # (the default); elsewhere the run checks the columns when it starts.
     cursor = session.connection().connection.cursor()

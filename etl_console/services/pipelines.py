@@ -96,7 +96,8 @@ def create_pipeline(
     if checked_connection is not None and source_access is not None:
         check_pipeline_source(session, source_access, checked_connection, check_source_query(values["source_query"]),
                               values["target_table"],
-                              values.get("incremental_key") if values.get("mode") == "incremental" else None)
+                              values.get("incremental_key") if values.get("mode") == "incremental" else None,
+                              columns_fit=values.get("type", "SQL") != "PYTHON")
     pipeline = Pipeline(id=uuid.uuid4(), source_connection_id=connection_id, **values)
     pipeline.status = PipelineStatus.IDLE if pipeline.enabled is not False else PipelineStatus.PAUSED
     session.add(pipeline)
@@ -147,7 +148,8 @@ def update_pipeline(
         check_pipeline_source(session, source_access, connection_id,
                               check_source_query(changes.get("source_query", pipeline.source_query)),
                               changes.get("target_table", pipeline.target_table),
-                              changes.get("incremental_key", pipeline.incremental_key) if incremental else None)
+                              changes.get("incremental_key", pipeline.incremental_key) if incremental else None,
+                              columns_fit=changes.get("type", pipeline.type) != "PYTHON")
     for key, value in changes.items():
         setattr(pipeline, key, value)
     if pipeline.type == "PYTHON" and {"type", "source_query", "target_table", "source_connection_id"} & set(changes):
