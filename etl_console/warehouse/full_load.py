@@ -24,7 +24,8 @@ from psycopg2 import sql
 
 from .. import failpoints
 from .copy_pipe import SourceFailed, copy_pipe
-from .in_database import fill_shadow, same_database, select_as_copy_would, value_error, writable_relations
+from .in_database import (fill_shadow, same_database, select_as_copy_would, value_error, whole_batches,
+                          writable_relations)
 from .gates import GateFailed, builtin_gates, run_assertions
 from .publish import ROWS, RENAME, ExchangeRefused, PublishReport, exchange_by_rename, exchange_rows, oid_dependents, wait_for_lock
 from .shadow import Shadow, build_indexes, create_shadow, drop_shadow, grant_read, revoke_read, sweep_orphans, target_indexes
@@ -263,7 +264,8 @@ class FullLoad(Load):
         try:
             rows = fill_shadow(
                 source, target, shadow, source_user, select, source_columns, self.statement_timeout_s,
-                self.source_role, lambda approx: on_progress(approx, approx) if on_progress else None,
+                self.source_role, lambda approx: on_progress(*[whole_batches(approx, self.batch_size)] * 2)
+                if on_progress else None,
                 self.target_dsn, self.target_table,
             )
         except psycopg2.Error as error:

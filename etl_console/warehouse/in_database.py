@@ -32,6 +32,12 @@ PROGRESS_PERIOD_S = 0.5
 FALLBACK_BYTES_PER_ROW = 100.0  # when neither the target nor the planner knows better
 
 
+def whole_batches(approx: int, batch_size: int) -> int:
+    """An estimate is shown in whole batches, as the COPY stream counts them: progress, and the count
+    a pause reports, move batch by batch on either path."""
+    return approx - approx % max(1, batch_size)
+
+
 def same_database(source_cursor, shadow: Shadow) -> bool:
     """Whether the source session sees the (committed) shadow under its OID: then both sides are one
     database. regclass output reads the catalog cache (fresh, unlike the session's snapshot) and needs

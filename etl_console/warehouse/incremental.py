@@ -19,7 +19,8 @@ from .. import failpoints
 from .copy_pipe import SourceFailed, copy_pipe
 from .full_load import Load, LoadHooks, LoadResult, report
 from .gates import GateFailed, gate_incremental_batch
-from .in_database import fill_shadow, same_database, select_as_copy_would, value_error, writable_relations
+from .in_database import (fill_shadow, same_database, select_as_copy_would, value_error, whole_batches,
+                          writable_relations)
 from .publish import wait_for_lock
 from .shadow import Shadow, create_shadow, drop_shadow
 from .source import describe, open_read_only, source_error
@@ -151,7 +152,8 @@ class IncrementalLoad(Load):
             try:
                 staging.rows = fill_shadow(
                     source, staging.connection, staging.shadow, source_user, select, names, self.statement_timeout_s,
-                    self.source_role, lambda approx: on_progress(approx, 0) if on_progress else None,
+                    self.source_role,
+                    lambda approx: on_progress(whole_batches(approx, self.batch_size), 0) if on_progress else None,
                     self.target_dsn, self.target_table,
                 )
             except psycopg2.Error as error:
