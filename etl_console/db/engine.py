@@ -32,50 +32,6 @@ def resolve_database_url(config: Config) -> str:
     return start_embedded(config.data_dir)
 
 
-PING_AFTER_IDLE_S = 1.0
-
-
-def check_connections_on_checkout(engine: Engine) -> None:
-    """A dead pooled connection is replaced before a request gets it, as `pool_pre_ping` does, without
-    a round trip on every checkout (it was one of four per GET /pipelines/{id}).
-
-    A connection is pinged when the server has sent anything on it since it went back to the pool
-    (an idle connection gets nothing unasked: a restart, pg_terminate_backend or idle timeout closes
-    its socket, so it reads as ready) or when it sat idle longer than PING_AFTER_IDLE_S (the path to
-    the server may have changed meanwhile). A failed ping discards every pooled connection, as a
-    failed pre-ping does."""
-    import select
-    import time
-
-    from sqlalchemy import event, exc
-
-    @event.listens_for(engine, "checkin")
-    def _remember_checkin(dbapi_connection, record) -> None:
-        record.info["checked_in_at"] = time.monotonic()
-
-    @event.listens_for(engine, "checkout")
-    def _ping_if_in_doubt(dbapi_connection, record, _proxy) -> None:
-        checked_in_at = record.info.get("checked_in_at")
-        if checked_in_at is None:
-            return  # just connected: nothing to doubt
-        if time.monotonic() - checked_in_at <= PING_AFTER_IDLE_S and not _server_spoke(dbapi_connection, select):
-            return
-        try:
-            engine.dialect.do_ping(dbapi_connection)
-        except engine.dialect.loaded_dbapi.Error as error:
-            if engine.dialect.is_disconnect(error, dbapi_connection, None):
-                raise exc.InvalidatePoolError() from error
-            raise
-
-
-def _server_spoke(dbapi_connection, select_module) -> bool:
-    if dbapi_connection.closed:
-        return True
-    poller = select_module.poll()
-    poller.register(dbapi_connection.fileno(), select_module.POLLIN | select_module.POLLPRI)
-    return bool(poller.poll(0))  # POLLHUP and POLLERR are reported whatever was asked
-
-
 @dataclass
 class Database:
     """The metadata database (pooled, for requests) plus DSNs for the runner, warehouse and user SQL."""
@@ -94,8 +50,9 @@ class Database:
         warehouse = sqlalchemy_url(config.warehouse_url) if config.warehouse_url else url
         # One pooled connection per request thread: with fewer, every burst opened overflow connections
         # and closed them at check-in (a new server backend each time, for nothing).
-        engine = create_engine(url, pool_size=max(5, config.threads), max_overflow=10)
-        check_connections_on_checkout(engine)
+        # pool_pre_ping: a pooled connection the server ended is replaced before a request gets it. A
+        # cheaper check (ping only when the socket looked closed) lost that race on TCP: a 500.
+        engine = create_engine(url, pool_pre_ping=True, pool_size=max(5, config.threads), max_overflow=10)
         database = cls(url, warehouse, engine, sessionmaker(engine, expire_on_commit=False))
         if config.source_url:
             database.source_url = sqlalchemy_url(config.source_url)

@@ -41,20 +41,6 @@ def test_a_pooled_connection_the_server_ended_is_replaced_before_a_request_uses_
     assert _pool_backend_pid(app) != old_pid
 
 
-def test_a_connection_in_steady_use_is_not_pinged_and_an_idle_one_is(app, client, create_pipeline, monkeypatch):
-    pipeline = create_pipeline()
-    dialect = app.extensions["etl"].database.engine.dialect
-    pings = []
-    real_ping = dialect.do_ping
-    monkeypatch.setattr(dialect, "do_ping", lambda connection: pings.append(1) or real_ping(connection))
-    for _ in range(5):
-        assert client.get(f"/api/v1/pipelines/{pipeline['id']}").status_code == 200
-    assert pings == []
-    monkeypatch.setattr(engine_module, "PING_AFTER_IDLE_S", -1.0)  # every pooled connection counts as idle
-    assert client.get(f"/api/v1/pipelines/{pipeline['id']}").status_code == 200
-    assert pings == [1]
-
-
 def test_login_throttle_hooks_run_for_the_login_blueprint_only(app):
     limiter = next(iter(app.extensions["limiter"]))
 
