@@ -226,8 +226,8 @@ class FullLoad(Load):
         timings["gates_s"] = time.monotonic() - gates_started
         hooks.on_batch(rows_read, rows)
 
-        publish = self._publish(target, hooks, shadow, indexes, source_columns, method, dependents, rows, timings,
-                                started)
+        self._publish(target, hooks, shadow, indexes, source_columns, method, dependents, rows, timings,
+                      started)
         # After the run is recorded: the index builds already set the row count the planner uses,
         # and column statistics follow within a fraction of a second, off the run's critical path.
         self._analyze(target)

@@ -1,7 +1,6 @@
 """The quality gates panel on the pipeline page, and the gate results on the run page."""
 from __future__ import annotations
 
-import pytest
 
 from tests.console.conftest import HX, text
 from tests.runner.helpers import film_rows_query

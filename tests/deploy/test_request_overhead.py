@@ -11,7 +11,6 @@ import psycopg2
 import pytest
 
 from etl_console import logs
-from etl_console.db import engine as engine_module
 
 
 @pytest.fixture

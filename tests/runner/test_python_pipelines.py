@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import time
 
-import pytest
 
 from tests.conftest import FILM_DIM_QUERY, finished_run, wait_for
 from tests.runner.helpers import film_rows_query, slow_film_query, target_count
