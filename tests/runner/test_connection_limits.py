@@ -103,7 +103,8 @@ def test_ten_concurrent_run_requests_never_read_a_limited_source_twice_at_once(a
 
         queue = wait_for(a_visible_wait, timeout=20, message="a queued run showing what it waits for")
         assert queue["waiting_for"] == "source connection 'limited' (max_concurrent_runs 1)"
-        assert queue["running"] == 1
+        # Read between one run's end and the next claim, no run holds the slot for a moment: 0 or 1.
+        assert queue["running"] <= 1 and queue["running"] + queue["queued_ahead"] >= 1, queue
 
         def all_finished():
             return sql("SELECT count(*) FROM etl_pipeline_runs WHERE status = 'RUNNING'")[0][0] == 0
