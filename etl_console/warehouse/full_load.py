@@ -46,9 +46,10 @@ class LoadCancelled(Exception):
 
 
 class LoadHooks(Protocol):
-    def bind_interrupt(self, interrupt: Callable[[], None]) -> None:
+    def bind_interrupt(self, interrupt: Callable[[], None], grace_s: float | None = None) -> None:
         """Receives a callable that cancels the source query from another thread, for a cancel
-        that cannot wait for the next batch boundary (a source that produces no rows for long)."""
+        that cannot wait for the next batch boundary (a source that produces no rows for long).
+        grace_s=0: the load has no batch boundaries at all, so a cancel interrupts at once."""
 
     def on_batch(self, rows_read: int, rows_written: int) -> None:
         """Called at every batch boundary; may raise LoadCancelled."""
@@ -253,11 +254,7 @@ class FullLoad(Load):
         select, casts = select_as_copy_would(target.cursor(), shadow, describe(source.cursor(), self.query), self.query)
         target.rollback()
         source.cursor().execute("ROLLBACK")  # the read-only describe transaction
-        bind = getattr(hooks, "bind_interrupt")
-        try:
-            bind(source.cancel, grace_s=0.0)  # no batch boundary will come: a pause cancels at once
-        except TypeError:
-            bind(source.cancel)
+        hooks.bind_interrupt(source.cancel, grace_s=0.0)  # no batch boundary will come: a pause cancels at once
         on_progress = getattr(hooks, "on_progress", None)
         report(hooks, {"progress": "approximate while the statement runs (from the shadow's size), exact at the end"},
                persist=True)

@@ -144,10 +144,7 @@ class IncrementalLoad(Load):
             select, casts = select_as_copy_would(cursor, staging.shadow, described, self.query, since)
             staging.connection.rollback()
             source_cursor.execute("ROLLBACK")  # the read-only describe transaction
-            try:
-                hooks.bind_interrupt(source.cancel, grace_s=0.0)  # no batch boundary will come
-            except TypeError:
-                hooks.bind_interrupt(source.cancel)
+            hooks.bind_interrupt(source.cancel, grace_s=0.0)  # no batch boundary will come
             on_progress = getattr(hooks, "on_progress", None)
             try:
                 staging.rows = fill_shadow(

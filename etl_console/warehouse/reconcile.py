@@ -31,6 +31,13 @@ class Reconciliation:
     def as_dict(self) -> dict:
         return asdict(self)
 
+    @classmethod
+    def of(cls, key: list, source_rows: int, target_rows: int, missing: int, extra: int, missing_sample: list,
+           extra_sample: list) -> "Reconciliation":
+        """The counts and samples, and whether they match (nothing missing or extra, counts equal)."""
+        return cls(key, source_rows, target_rows, missing, extra, missing_sample, extra_sample,
+                   match=missing == 0 and extra == 0 and source_rows == target_rows)
+
 
 def reconcile(
     dsn: str, query: str, target_table: str, statement_timeout_s: float, source_role: str | None = None
@@ -64,13 +71,4 @@ def reconcile(
         cursor.execute("COMMIT")
     finally:
         connection.close()
-    return Reconciliation(
-        key=key,
-        source_rows=source_rows,
-        target_rows=target_rows,
-        missing_in_target=missing,
-        extra_in_target=extra,
-        missing_sample=missing_sample,
-        extra_sample=extra_sample,
-        match=missing == 0 and extra == 0 and source_rows == target_rows,
-    )
+    return Reconciliation.of(key, source_rows, target_rows, missing, extra, missing_sample, extra_sample)

@@ -146,13 +146,4 @@ def _merge(source: Iterator[tuple], target: Iterator[tuple], key: list[str]) -> 
             while t is not done and t == current:
                 target_rows += 1
                 last_t, t = t, next(target, done)
-    return Reconciliation(
-        key=key,
-        source_rows=source_rows,
-        target_rows=target_rows,
-        missing_in_target=missing,
-        extra_in_target=extra,
-        missing_sample=missing_sample,
-        extra_sample=extra_sample,
-        match=missing == 0 and extra == 0 and source_rows == target_rows,
-    )
+    return Reconciliation.of(key, source_rows, target_rows, missing, extra, missing_sample, extra_sample)
