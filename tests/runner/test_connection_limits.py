@@ -92,6 +92,7 @@ def test_ten_concurrent_run_requests_never_read_a_limited_source_twice_at_once(a
             thread.start()
         for thread in threads:
             thread.join()
+        all_queued_at = sql("SELECT clock_timestamp()")[0][0]
 
         def a_visible_wait():
             for pipeline in pipelines:
@@ -120,7 +121,10 @@ def test_ten_concurrent_run_requests_never_read_a_limited_source_twice_at_once(a
     assert [status for status, *_ in runs] == ["SUCCESS"] * RUNS, runs
     for previous, following in zip(runs, runs[1:]):
         assert following[3] >= previous[4], "a run was claimed before the previous one finished"
-    assert [run[2] for run in runs] == sorted(run[2] for run in runs), "runs did not start in queue order"
+    # A claim made while concurrent requests were still committing sees only the runs already
+    # committed; once every run is queued, the slot goes to the oldest one each time.
+    settled = [run[2] for run in runs if run[3] > all_queued_at]
+    assert len(settled) >= RUNS - 2 and settled == sorted(settled), "runs did not start in queue order"
     assert sampler.samples > 50 and sampler.peak == 1, (sampler.samples, sampler.peak)
     assert body_of(client.get(f"/api/v1/connections/{connection['id']}"), 200)["max_concurrent_runs"] == 1
 
