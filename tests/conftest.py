@@ -25,6 +25,7 @@ METADATA_TABLES = (
     "etl_pipeline_runs", "etl_state", "etl_pipeline_tasks", "etl_pipelines", "etl_runners",
     "etl_console_sessions", "etl_login_throttle",  # no session or failed-login count outlives its test
     "etl_connections",
+    "etl_alert_channels",  # its subscriptions and outbox rows go with it (CASCADE)
 )
 TARGET_TABLES = ("analytics.film_dim", "analytics.film_rating_agg")
 DEMO_FILMS = 2000

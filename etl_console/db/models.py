@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    CheckConstraint,
     DateTime,
     Float,
     ForeignKey,
@@ -15,10 +16,11 @@ from sqlalchemy import (
     LargeBinary,
     String,
     Text,
+    UniqueConstraint,
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -62,6 +64,13 @@ class Pipeline(Base):
         UUID(as_uuid=True), ForeignKey("etl_connections.id", ondelete="RESTRICT"), index=True
     )
     required_label: Mapped[str | None] = mapped_column(String(64))  # only runners with this label run it
+    # Freshness (services/freshness.py): a successful run at least every freshness_minutes; counted
+    # from freshness_set_at (or created_at) until the first success. freshness_breached_at is set
+    # while stale, so breach and restore alerts fire once each. last_success_at is kept by the runner.
+    freshness_minutes: Mapped[int | None] = mapped_column(Integer)
+    freshness_set_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    freshness_breached_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_success_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
@@ -235,4 +244,73 @@ class SourceConnection(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+
+class AlertChannel(Base):
+    """Where alerts go: a webhook (signed with a write-only secret, stored as a Fernet token) or an
+    email address."""
+
+    __tablename__ = "etl_alert_channels"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))  # webhook | email
+    url: Mapped[str | None] = mapped_column(Text)
+    email: Mapped[str | None] = mapped_column(String(320))
+    secret_token: Mapped[bytes | None] = mapped_column(LargeBinary)  # Fernet token, never the secret
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+    __table_args__ = (CheckConstraint("kind IN ('webhook', 'email')", name="ck_etl_alert_channels_kind"),)
+
+
+class PipelineAlert(Base):
+    """A pipeline's subscription of one channel to some event kinds."""
+
+    __tablename__ = "etl_pipeline_alerts"
+
+    pipeline_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("etl_pipelines.id", ondelete="CASCADE"), primary_key=True
+    )
+    channel_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("etl_alert_channels.id", ondelete="CASCADE"), primary_key=True
+    )
+    events: Mapped[list[str]] = mapped_column(ARRAY(Text))
+
+    __table_args__ = (Index("ix_etl_pipeline_alerts_channel", "channel_id"),)
+
+
+class AlertDelivery(Base):
+    """The outbox: one row per (event, channel), written in the event's transaction, sent by runners."""
+
+    __tablename__ = "etl_alert_outbox"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    event_key: Mapped[str] = mapped_column(String(255))  # the idempotency key (X-Etl-Delivery)
+    event_kind: Mapped[str] = mapped_column(String(64))
+    channel_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("etl_alert_channels.id", ondelete="CASCADE")
+    )
+    pipeline_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))  # no FK: outlives its pipeline
+    run_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    payload: Mapped[dict] = mapped_column(JSONB)
+    status: Mapped[str] = mapped_column(String(16))  # PENDING | SENDING | DELIVERED | FAILED
+    attempts: Mapped[int] = mapped_column(Integer)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    last_http_status: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    claimed_by: Mapped[str | None] = mapped_column(String(255))
+    claimed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.clock_timestamp())
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        UniqueConstraint("event_key", "channel_id", name="uq_etl_alert_outbox_event_channel"),
+        Index("ix_etl_alert_outbox_due", "next_attempt_at", postgresql_where=text("status IN ('PENDING', 'SENDING')")),
+        Index("ix_etl_alert_outbox_listing", text("created_at DESC"), text("id DESC")),
+        Index("ix_etl_alert_outbox_channel", "channel_id", text("created_at DESC")),
     )
