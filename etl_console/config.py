@@ -61,6 +61,7 @@ class Config:
     # a non-loopback address, that address and the machine's host name (etl_console/web_security.py).
     allowed_hosts: str | None = None
     max_body_bytes: int = 1 << 20  # ETL_MAX_BODY_BYTES: larger request bodies get 413
+    audit_retention_days: int = 365  # ETL_AUDIT_RETENTION_DAYS: the daily prune deletes audit rows older than this (at least 1)
     metrics_port: int = 0  # ETL_METRICS_PORT: `etl-console worker` serves /metrics on this port (0: off)
     extra: Mapping[str, Any] = field(default_factory=dict)  # Flask settings from overrides
 
@@ -100,6 +101,8 @@ class Config:
             raise ValueError(f"ETL_LOAD_PATH must be 'auto' or 'copy', not {self.load_path!r}")
         if self.runner not in ("thread", "off"):
             raise ValueError(f"ETL_RUNNER must be 'thread' or 'off', not {self.runner!r}")
+        if self.audit_retention_days < 1:
+            raise ValueError(f"ETL_AUDIT_RETENTION_DAYS must be at least 1, not {self.audit_retention_days}")
         for table in self.allowed_target_tables:
             if table.count(".") != 1:
                 raise ValueError(f"ETL_ALLOWED_TARGET_TABLES entry {table!r} must be schema.table")

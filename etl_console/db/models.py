@@ -11,6 +11,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Identity,
     Index,
     Integer,
     LargeBinary,
@@ -313,4 +314,32 @@ class AlertDelivery(Base):
         Index("ix_etl_alert_outbox_due", "next_attempt_at", postgresql_where=text("status IN ('PENDING', 'SENDING')")),
         Index("ix_etl_alert_outbox_listing", text("created_at DESC"), text("id DESC")),
         Index("ix_etl_alert_outbox_channel", "channel_id", text("created_at DESC")),
+    )
+
+
+class AuditEntry(Base):
+    """One state-changing action: who, from where, what, and the object before and after (secrets
+    redacted). Append-only: a trigger refuses UPDATE, TRUNCATE and DELETE except the daily prune
+    (migration 0006, services/audit.py)."""
+
+    __tablename__ = "etl_audit_log"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=False), primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    actor: Mapped[str] = mapped_column(Text)  # the token's name, the console user, 'anonymous', 'system'
+    actor_kind: Mapped[str] = mapped_column(String(16))  # token | console | anonymous | system
+    client_addr: Mapped[str | None] = mapped_column(Text)
+    action: Mapped[str] = mapped_column(String(64))  # e.g. pipeline.patch, login.failure, audit.prune
+    object_type: Mapped[str] = mapped_column(String(64))
+    object_id: Mapped[str | None] = mapped_column(Text)
+    object_name: Mapped[str | None] = mapped_column(Text)
+    before: Mapped[dict | None] = mapped_column(JSONB)
+    after: Mapped[dict | None] = mapped_column(JSONB)
+    request_id: Mapped[str | None] = mapped_column(String(128))
+
+    __table_args__ = (
+        Index("ix_etl_audit_log_at", text("at DESC"), text("id DESC")),
+        Index("ix_etl_audit_log_object", "object_id", text("at DESC"), text("id DESC")),
+        Index("ix_etl_audit_log_actor", "actor", text("at DESC"), text("id DESC")),
+        Index("ix_etl_audit_log_action", "action", text("at DESC"), text("id DESC")),
     )
