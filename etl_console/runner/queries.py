@@ -7,6 +7,8 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
+from ..services.run_outcomes import after_run_ended
+
 _END_PIPELINE = """
 UPDATE etl_pipelines SET status = CASE WHEN status = 'PAUSED' THEN 'PAUSED'
                                        WHEN :pipeline_status = 'IDLE' AND NOT enabled THEN 'PAUSED'
@@ -38,6 +40,7 @@ _QUEUED_BEFORE = f"""
     SELECT count(*) FROM etl_pipeline_runs older JOIN etl_pipelines op ON op.id = older.pipeline_id
     WHERE {_READS.format(pipeline="op")} = {{connection}} AND older.status = 'RUNNING' AND older.worker_id IS NULL
       AND (older.started_at, older.id) < ({{run}}.started_at, {{run}}.id)
+      AND (older.not_before IS NULL OR older.not_before <= now())
 """
 _CANDIDATE = f"""
     SELECT r.id, c.id AS connection_id, c.max_concurrent_runs
@@ -45,6 +48,7 @@ _CANDIDATE = f"""
     JOIN etl_pipelines p ON p.id = r.pipeline_id
     LEFT JOIN etl_connections c ON c.id = {_READS.format(pipeline="p")}
     WHERE r.status = 'RUNNING' AND r.worker_id IS NULL AND r.id <> ALL(CAST(:passed AS uuid[]))
+      AND (r.not_before IS NULL OR r.not_before <= now())  -- a retry waits out its backoff
       AND (CAST(:only_run AS uuid) IS NULL OR r.id = CAST(:only_run AS uuid))
       AND (p.required_label IS NULL OR p.required_label = ANY(CAST(:labels AS text[])))
       AND (c.required_label IS NULL OR c.required_label = ANY(CAST(:labels AS text[])))
@@ -68,7 +72,8 @@ _TARGET_SLOT_FREE = """
               AND busy.config_snapshot ->> 'target_table' = :target)
          + (SELECT count(*) FROM etl_pipeline_runs older JOIN etl_pipelines op ON op.id = older.pipeline_id
             WHERE op.target_table = :target AND older.status = 'RUNNING' AND older.worker_id IS NULL
-              AND (older.started_at, older.id) < (r.started_at, r.id)) < :limit
+              AND (older.started_at, older.id) < (r.started_at, r.id)
+              AND (older.not_before IS NULL OR older.not_before <= now())) < :limit
     FROM etl_pipeline_runs r WHERE r.id = :run
 """
 _TARGET_LOCK_NAMESPACE = 0x45544C54  # "ETLT": claimers of one target table count its slots in turn
@@ -172,11 +177,15 @@ def _claim(conn: Connection, run_id: uuid.UUID, worker_id: str, default_connecti
                                                   (SELECT d.id FROM etl_connections d WHERE d.name = :default_connection))))
                     FROM etl_pipelines p WHERE p.id = r.pipeline_id)
             WHERE r.id = :id
-            RETURNING r.id, r.pipeline_id, r.cancel_requested, r.config_snapshot
+            RETURNING r.id, r.pipeline_id, r.cancel_requested, r.config_snapshot, r.retry_of
             """
         ),
         {"worker": worker_id, "id": run_id, "default_connection": default_connection},
     ).one()
+    if row.retry_of is not None:
+        # The pipeline showed FAILED while its retry waited (so it could be edited meanwhile).
+        conn.execute(text("UPDATE etl_pipelines SET status = 'RUNNING', updated_at = now() "
+                          "WHERE id = :p AND status IN ('FAILED', 'IDLE')"), {"p": row.pipeline_id})
     return ClaimedRun(row.id, row.pipeline_id, row.cancel_requested, row.config_snapshot)
 
 
@@ -272,8 +281,11 @@ def finish_run(
     error_message: str | None = None,
     details: dict | None = None,
     pipeline_status: str | None = None,
+    cause: str = "error",
 ) -> bool:
-    """Record the outcome if the run is still ours; move the pipeline on. False if it was reaped."""
+    """Record the outcome if the run is still ours; move the pipeline on. False if it was reaped.
+    A failure's cause: "error" (retried per the pipeline's policy), "refused" or "cancelled";
+    services/run_outcomes.py decides retries, alerts, auto-pause and downstream runs."""
     row = conn.execute(
         text(
             """
@@ -298,6 +310,10 @@ def finish_run(
         return False
     new_status = pipeline_status or ("IDLE" if succeeded else "FAILED")
     conn.execute(text(_END_PIPELINE), {"pipeline_id": pipeline_id, "pipeline_status": new_status})
+    # Retries, alerts (run.failed, run.recovered, freshness.restored), auto-pause and downstream
+    # runs, all in this transaction.
+    after_run_ended(conn, run_id, pipeline_id, succeeded=succeeded, error=error_message,
+                    cause="cancelled" if pipeline_status == "PAUSED" else cause)
     return True
 
 
@@ -327,11 +343,13 @@ def reap_lost_runs(conn: Connection, lease_s: float) -> list[uuid.UUID]:
                 SET status = CASE WHEN p.status = 'PAUSED' THEN 'PAUSED' ELSE 'FAILED' END, updated_at = now()
                 FROM lost WHERE p.id = lost.pipeline_id AND p.status IN ('RUNNING', 'PAUSED')
             )
-            SELECT id FROM lost
+            SELECT id, pipeline_id, error_message FROM lost
             """
         ),
         {"lease": float(lease_s)},
-    )
+    ).all()
+    for row in rows:  # a lost worker is an error like any other: retried, alerted
+        after_run_ended(conn, row.id, row.pipeline_id, succeeded=False, error=row.error_message)
     return [row.id for row in rows]
 
 

@@ -1,0 +1,125 @@
+"""Alert events reach the outbox in the transaction that records them, once per event and channel;
+freshness breaches and restores once each."""
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from etl_console.db.models import Pipeline
+from etl_console.services import alert_events, freshness
+
+pytestmark = pytest.mark.usefixtures("clean_database")
+
+
+@pytest.fixture
+def app_overrides():
+    return {"START_RUNNER": False}
+
+
+@pytest.fixture
+def engine(app):
+    return app.extensions["etl"].database.engine
+
+
+def subscribe(sql, pipeline_id: str, events: list[str], name: str = "hook") -> str:
+    channel_id = str(uuid.uuid4())
+    sql("INSERT INTO etl_alert_channels (id, name, kind, url, enabled) VALUES (%s, %s, 'webhook', "
+        "'http://127.0.0.1:9/', true)", (channel_id, f"{name}_{channel_id[:6]}"))
+    sql("INSERT INTO etl_pipeline_alerts (pipeline_id, channel_id, events) VALUES (%s, %s, %s)",
+        (pipeline_id, channel_id, events))
+    return channel_id
+
+
+def outbox(sql) -> list[tuple]:
+    return sql("SELECT event_kind, event_key, payload FROM etl_alert_outbox ORDER BY created_at")
+
+
+def test_an_event_is_queued_once_per_subscribed_channel_and_only_when_committed(engine, create_pipeline, sql):
+    pipeline = create_pipeline()
+    subscribe(sql, pipeline["id"], ["run.failed"], "a")
+    subscribe(sql, pipeline["id"], ["run.recovered"], "b")  # not subscribed to run.failed
+    run_id = str(uuid.uuid4())
+    sql("INSERT INTO etl_pipeline_runs (id, pipeline_id, status, finished_at, error_message, rows_read, rows_written, trigger) "
+        "VALUES (%s, %s, 'FAILED', now(), 'boom', 0, 0, 'manual')", (run_id, pipeline["id"]))
+    with Session(engine) as session:
+        alert_events.run_failed_finally(session, pipeline_id=pipeline["id"], run_id=run_id, error="boom")
+        session.rollback()
+    assert outbox(sql) == []
+    for _ in range(2):  # a second emit of the same event adds nothing
+        with Session(engine) as session, session.begin():
+            alert_events.run_failed_finally(session, pipeline_id=pipeline["id"], run_id=run_id, error="boom")
+    (kind, key, payload), = outbox(sql)
+    assert kind == "run.failed" and key == f"run.failed:{run_id}"
+    assert payload["pipeline"] == {"id": pipeline["id"], "name": pipeline["name"],
+                                   "target_table": "analytics.film_dim", "status": "IDLE"}
+    assert payload["run"]["id"] == run_id and payload["run"]["error"] == "boom" and payload["error"] == "boom"
+    assert payload["links"]["run"] == f"/pipelines/{pipeline['id']}/runs/{run_id}"
+    assert payload["idempotency_key"] == key and payload["occurred_at"].endswith("Z")
+
+
+def test_freshness_breaches_once_and_restores_once(engine, create_pipeline, sql):
+    pipeline = create_pipeline()
+    subscribe(sql, pipeline["id"], ["freshness.breached", "freshness.restored"])
+    sql("UPDATE etl_pipelines SET freshness_minutes = 5, freshness_set_at = now() WHERE id = %s", (pipeline["id"],))
+
+    def check():
+        with Session(engine) as session, session.begin():
+            return freshness.check(session)
+
+    assert check() == ([], [])  # set a moment ago: fresh
+    # The last success finished 10 minutes ago: stale, alerted once however often the step runs.
+    sql("UPDATE etl_pipelines SET last_success_at = now() - interval '10 minutes' WHERE id = %s", (pipeline["id"],))
+    breached, _ = check()
+    assert [str(i) for i in breached] == [pipeline["id"]]
+    assert check() == ([], []) and check() == ([], [])
+    with Session(engine) as session:
+        stale = session.scalars(select(Pipeline.name).where(freshness.stale_condition())).all()
+    assert stale == [pipeline["name"]]
+    # A success arrives: restored once, in the run's transaction.
+    run_id = str(uuid.uuid4())
+    sql("INSERT INTO etl_pipeline_runs (id, pipeline_id, status, finished_at, rows_read, rows_written, trigger) VALUES (%s, %s, 'SUCCESS', now(), 0, 0, 'manual')",
+        (run_id, pipeline["id"]))
+    with Session(engine) as session, session.begin():
+        alert_events.run_finished(session, pipeline_id=pipeline["id"], run_id=run_id, succeeded=True)
+    assert check() == ([], [])
+    kinds = [row[0] for row in outbox(sql)]
+    assert kinds == ["freshness.breached", "freshness.restored"]
+    keys = {row[1] for row in outbox(sql)}
+    assert len(keys) == 2
+
+
+def test_a_pipeline_never_run_is_stale_counting_from_when_freshness_was_set(engine, create_pipeline, sql):
+    pipeline = create_pipeline()
+    subscribe(sql, pipeline["id"], ["freshness.breached"])
+    sql("UPDATE etl_pipelines SET freshness_minutes = 1, freshness_set_at = now() - interval '2 minutes' "
+        "WHERE id = %s", (pipeline["id"],))
+    with Session(engine) as session, session.begin():
+        breached, _ = freshness.check(session)
+    assert [str(i) for i in breached] == [pipeline["id"]]
+    (kind, _, payload), = outbox(sql)
+    assert payload["freshness"]["last_success_at"] is None and payload["freshness"]["freshness_minutes"] == 1
+
+
+def test_first_success_after_failures_is_a_recovery_and_a_cancel_is_not_a_failure(engine, create_pipeline, sql):
+    pipeline = create_pipeline()
+    subscribe(sql, pipeline["id"], ["run.failed", "run.recovered"])
+
+    def finish(status: str, error: str | None = None) -> str:
+        run_id = str(uuid.uuid4())
+        sql("INSERT INTO etl_pipeline_runs (id, pipeline_id, status, started_at, finished_at, error_message, rows_read, rows_written, trigger) "
+            "VALUES (%s, %s, %s, clock_timestamp(), clock_timestamp(), %s, 0, 0, 'manual')", (run_id, pipeline["id"], status, error))
+        with Session(engine) as session, session.begin():
+            alert_events.run_finished(session, pipeline_id=pipeline["id"], run_id=run_id,
+                                      succeeded=status == "SUCCESS", error=error)
+        return run_id
+
+    finish("SUCCESS")
+    failed = finish("FAILED", "boom")
+    finish("FAILED", "Run cancelled by a pause after 0 rows; the target keeps its previous contents")
+    recovered = finish("SUCCESS")
+    finish("SUCCESS")
+    assert [(row[0], row[1]) for row in outbox(sql)] == [
+        ("run.failed", f"run.failed:{failed}"), ("run.recovered", f"run.recovered:{recovered}")]
