@@ -92,25 +92,7 @@ def _vary_on_htmx(response: flask.Response) -> flask.Response:
     return response
 
 
-# the pipeline list -----------------------------------------------------------------------------
-@bp.get("/")
-def pipelines():
-    status = flask.request.args.get("status", "")
-    status = status if status in overview.STATUSES else ""
-    query = flask.request.args.get("q", "").strip()
-    summaries = overview.list_summaries(db_session(), status=status or None, name=query or None)
-    context = {
-        "pipelines": summaries,
-        "status": status,
-        "q": query,
-        "statuses": overview.STATUSES,
-        "list_url": flask.request.full_path.rstrip("?"),  # where a no-JS Run/Pause comes back to
-    }
-    if _htmx_target() == "pipeline-table":
-        return flask.render_template("console/_pipeline_table.html", **context)
-    return flask.render_template("console/pipelines.html", **context)
-
-
+# the pipeline list (its page and bulk actions: list_page.py) ---------------------------------------
 @bp.get("/pipelines/live")
 def live_rows():
     """Fresh rows for the list's running pipelines: one request and one query, however many run."""
@@ -372,3 +354,4 @@ def _check_pending(run: dict) -> bool:
 
 from . import checks_panel  # noqa: E402,F401 - its routes join this blueprint
 from . import tasks_panel  # noqa: E402,F401 - its routes join this blueprint
+from . import list_page  # noqa: E402,F401 - its routes join this blueprint

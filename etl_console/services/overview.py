@@ -119,18 +119,6 @@ _PIPELINE_COLUMNS = (
 _NEWEST_FIRST = (PipelineRun.started_at.desc(), PipelineRun.id.desc())
 
 
-def list_summaries(
-    session: Session, *, status: str | None = None, name: str | None = None
-) -> list[PipelineSummary]:
-    """Every pipeline (optionally filtered by status and a name substring) with its newest run."""
-    query = _summary_query()
-    if status:
-        query = query.where(Pipeline.status == status)
-    if name:
-        query = query.where(Pipeline.name.ilike(f"%{_escape_like(name)}%", escape="\\"))
-    return [_summary(row) for row in session.execute(query.order_by(Pipeline.name, Pipeline.id))]
-
-
 def get_summaries(session: Session, pipeline_ids: Sequence[uuid.UUID]) -> list[PipelineSummary]:
     """The given pipelines with their newest runs, in one statement (for live row updates)."""
     if not pipeline_ids:

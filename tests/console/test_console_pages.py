@@ -170,12 +170,12 @@ def test_unknown_pipeline_says_so_in_html_and_the_api_stays_json(client, token):
 
 
 def test_console_500_is_an_html_page(client, monkeypatch):
-    from etl_console.services import overview
+    from etl_console.services import pipeline_list
 
     def broken(*args, **kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(overview, "list_summaries", broken)
+    monkeypatch.setattr(pipeline_list, "list_page", broken)
     response = client.get("/")
     assert response.status_code == 500
     assert response.mimetype == "text/html"
