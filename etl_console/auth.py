@@ -4,7 +4,9 @@ Off by default (nothing configured: everything open, as the embedded demo on loo
 on as soon as ETL_API_TOKENS or ETL_CONSOLE_USERS is set, and then everything needs credentials
 except GET /api/v1/health[/live], the OpenAPI document, the API docs page, /static/ and the login page.
 
-- API and /metrics: `Authorization: Bearer <token>`. ETL_API_TOKENS="tok1:operator,tok2:viewer".
+- API and /metrics: `Authorization: Bearer <token>`. ETL_API_TOKENS="tok1:operator,tok2:viewer", or
+  with names the audit log shows as the actor: "ci=tok1:operator,grafana=tok2:viewer" (an unnamed
+  token is shown as token-<first 8 hex digits of its SHA-256>).
   A viewer may GET (and HEAD/OPTIONS); an operator may also POST and PATCH (create, patch, run, pause).
   Tokens are compared as SHA-256 digests with hmac.compare_digest against every configured token, and
   never logged (Config does not print them; the access log never writes request headers).
@@ -25,6 +27,7 @@ import functools
 import hashlib
 import hmac
 import ipaddress
+import re
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -57,7 +60,7 @@ class AuthConfigError(ValueError):
 
 @dataclass(frozen=True)
 class AuthSettings:
-    token_digests: tuple[tuple[bytes, str], ...] = field(default=(), repr=False)
+    token_digests: tuple[tuple[bytes, str, str], ...] = field(default=(), repr=False)  # (digest, role, name)
     users: dict[str, tuple[str, str]] = field(default_factory=dict, repr=False)  # name -> (hash, role)
 
     @property
@@ -65,13 +68,18 @@ class AuthSettings:
         return bool(self.token_digests or self.users)
 
     def role_for_token(self, presented: str) -> str | None:
-        """Constant time in the token's content: every configured token is compared, no early exit."""
+        identity = self.token_identity(presented)
+        return identity[0] if identity else None
+
+    def token_identity(self, presented: str) -> tuple[str, str] | None:
+        """(role, name) of a configured token. Constant time in the token's content: every
+        configured token is compared, no early exit."""
         digest = hashlib.sha256(presented.encode("utf-8", "surrogateescape")).digest()
-        role = None
-        for token_digest, token_role in self.token_digests:
+        identity = None
+        for token_digest, token_role, token_name in self.token_digests:
             if hmac.compare_digest(digest, token_digest):
-                role = token_role
-        return role
+                identity = (token_role, token_name)
+        return identity
 
     def check_password(self, name: str, password: str) -> str | None:
         """The user's role if the password matches. Unknown names cost the same hash as known ones."""
@@ -89,7 +97,11 @@ def _dummy_hash() -> str:
     return generate_password_hash("not-a-user-password")
 
 
-def parse_tokens(raw: str | None) -> tuple[tuple[bytes, str], ...]:
+_TOKEN_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,63}")
+
+
+def parse_tokens(raw: str | None) -> tuple[tuple[bytes, str, str], ...]:
+    """Entries `[name=]token:role`. A name is what the audit log shows; without one, a fingerprint."""
     entries = []
     for number, item in enumerate((raw or "").split(","), start=1):
         item = item.strip()
@@ -98,9 +110,16 @@ def parse_tokens(raw: str | None) -> tuple[tuple[bytes, str], ...]:
         token, sep, role = item.rpartition(":")
         if not sep or role not in ROLES:
             raise AuthConfigError(f"ETL_API_TOKENS entry {number} must be <token>:operator or <token>:viewer")
+        name, equals, named_token = token.partition("=")
+        # A base64 token may end in '=': only a name-shaped prefix before a full-length token names it.
+        if equals and _TOKEN_NAME.fullmatch(name) and len(named_token) >= MIN_TOKEN_LENGTH:
+            token = named_token
+        else:
+            name = ""
         if len(token) < MIN_TOKEN_LENGTH:
             raise AuthConfigError(f"ETL_API_TOKENS entry {number}: tokens must be at least {MIN_TOKEN_LENGTH} characters")
-        entries.append((hashlib.sha256(token.encode()).digest(), role))
+        digest = hashlib.sha256(token.encode()).digest()
+        entries.append((digest, role, name or f"token-{digest.hex()[:8]}"))
     return tuple(entries)
 
 
@@ -167,6 +186,7 @@ def init_auth(app, config) -> AuthSettings:
     import flask
 
     from .api.errors import json_error
+    from .services import audit
 
     settings = settings_from_config(config)
     app.extensions["etl_auth"] = settings
@@ -177,7 +197,7 @@ def init_auth(app, config) -> AuthSettings:
         app.config["PERMANENT_SESSION_LIFETIME"] = SESSION_LIFETIME
     from .web_sessions import ServerSideSessionInterface
 
-    app.session_interface = ServerSideSessionInterface(app.extensions["etl"].database.engine)
+    app.session_interface = ServerSideSessionInterface(app.extensions["etl"].database)
     app.config["SESSION_COOKIE_HTTPONLY"] = True
     app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
 
@@ -191,6 +211,13 @@ def init_auth(app, config) -> AuthSettings:
         refusal = _authorize()
         if refusal is not None:
             flask.abort(refusal)
+        flask.g.audit_actor_token = audit.bind_actor(_request_actor(settings))
+
+    @app.teardown_request
+    def _unbind_actor(_exc=None):
+        token = flask.g.pop("audit_actor_token", None)
+        if token is not None:
+            audit.unbind_actor(token)
 
     def _authorize():
         if not settings.enabled:
@@ -203,7 +230,8 @@ def init_auth(app, config) -> AuthSettings:
             header = request.headers.get("Authorization", "")
             scheme, _, presented = header.partition(" ")
             presented = presented.strip()
-            role = settings.role_for_token(presented) if scheme.lower() == "bearer" and presented else None
+            identity = settings.token_identity(presented) if scheme.lower() == "bearer" and presented else None
+            role, flask.g.auth_token_name = identity or (None, None)
             if role is None:
                 detail = "Invalid authentication credentials" if header.strip() else "Not authenticated"
                 return json_error(detail, 401, {"WWW-Authenticate": "Bearer"})
@@ -228,6 +256,41 @@ def init_auth(app, config) -> AuthSettings:
         return None
 
     return settings
+
+
+def _request_actor(settings: AuthSettings):
+    """Who the audit log names for this request: the token's name, the console user, or anonymous."""
+    import flask
+
+    from .services import audit
+
+    request = flask.request
+    token_name, user = flask.g.get("auth_token_name"), flask.g.get("auth_user")
+    if token_name:
+        name, kind = token_name, "token"
+    elif user:
+        name, kind = user, "console"
+    else:
+        name, kind = "anonymous", "anonymous"
+    return audit.Actor(name, kind, request.remote_addr, flask.g.get("request_id"))
+
+
+def _record_login(user_name: str, succeeded: bool) -> None:
+    """login.success / login.failure, committed at once (nothing else changes in a login request).
+    A failure stores the attempted user name (cut to 64 characters), never the password."""
+    import flask
+
+    from .api.context import db_session
+    from .services import audit
+
+    request = flask.request
+    actor = audit.Actor(user_name[:64], "console", request.remote_addr, flask.g.get("request_id"))
+    if not succeeded:
+        actor = audit.Actor("anonymous", "anonymous", request.remote_addr, flask.g.get("request_id"))
+    session = db_session()
+    audit.record(session, "login.success" if succeeded else "login.failure", object_type="user",
+                 object_name=user_name[:64], actor=actor)
+    session.commit()
 
 
 def _register_login(app, settings: AuthSettings) -> None:
@@ -281,11 +344,13 @@ def _register_login(app, settings: AuthSettings) -> None:
         role = settings.check_password(name, flask.request.form.get("password", "")) if settings.users else None
         if role is None:
             app.logger.warning("console login failed for user %r", name[:64])
+            _record_login(name, succeeded=False)
             return render("Wrong user name or password.", 401)
         flask.session.clear()
         flask.session.permanent = True
         flask.session[SESSION_USER] = name
         app.logger.info("console login: %s (%s)", name, role)
+        _record_login(name, succeeded=True)
         return flask.redirect(_safe_next(flask.request.form.get("next")))
 
     @bp.post("/logout")

@@ -79,6 +79,7 @@ def rotate_key() -> None:
     """Re-encrypt every stored password with the first key of ETL_CONNECTION_KEY (see the README)."""
     from .db.models import SourceConnection
     from .db.secret_box import SecretKeyMismatch, box_for
+    from .services import audit
 
     config, database = _open()
     box = box_for(config)
@@ -88,6 +89,8 @@ def rotate_key() -> None:
             try:
                 for connection in rows:
                     connection.password_token = box.rotate(connection.password_token)
+                    audit.record(session, "connection.rotate", object_type="connection", object_id=connection.id,
+                                 object_name=connection.name, after={"encrypted_with": "the first key of ETL_CONNECTION_KEY"})
             except SecretKeyMismatch as error:
                 raise click.ClickException(f"connection {connection.name}: {error}; nothing was changed") from None
             session.commit()

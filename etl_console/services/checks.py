@@ -15,6 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from ..db.models import PipelineStatus
+from . import audit
 from .errors import InvalidPipeline, InvalidSourceQuery, PipelineBusy
 from .pipelines import get_pipeline
 from .runs import active_run
@@ -51,6 +52,9 @@ def set_checks(session: Session, pipeline_id: uuid.UUID, checks: dict[str, Any])
         session.rollback()
         raise PipelineBusy("Cannot change the checks of a pipeline while it is RUNNING")
     document = _validated({**DEFAULT_CHECKS, **checks})
+    before = {key: value for key, value in checks_of(session, pipeline.id).items() if key in DEFAULT_CHECKS}
+    audit.record(session, "pipeline.checks.put", object_type="pipeline", object_id=pipeline.id,
+                 object_name=pipeline.name, before=before, after=document)
     session.execute(
         text(
             """

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from ..db.models import Pipeline, SourceConnection
 from ..db.secret_box import SecretBox, SecretKeyMismatch
 from ..warehouse.source_probe import check_reachable, first_line, probe_source
+from . import audit
 from .errors import (
     ConnectionInUse,
     ConnectionNameTaken,
@@ -144,6 +145,17 @@ def display_url(connection: SourceConnection) -> str:
 
 
 # writing ---------------------------------------------------------------------------------------
+# What the audit log shows of a connection; password_token appears only as "***" (redacted by name).
+AUDITED_FIELDS = ("name", "description", "host", "port", "database", "user", "sslmode", "options",
+                  "password_token", "statement_timeout_s", "max_concurrent_runs", "required_label")
+
+
+def _record(session: Session, action: str, connection: SourceConnection, before: dict | None = None,
+            after: dict | None = None) -> None:
+    audit.record(session, action, object_type="connection", object_id=connection.id, object_name=connection.name,
+                 before=before, after=after)
+
+
 def create_connection(session: Session, box: SecretBox, data: dict[str, Any]) -> SourceConnection:
     values, password = _settings_from(data, creating=True)
     _check_name_free(session, values["name"])
@@ -151,6 +163,7 @@ def create_connection(session: Session, box: SecretBox, data: dict[str, Any]) ->
     if password:
         connection.password_token = box.encrypt(password)
     session.add(connection)
+    _record(session, "connection.create", connection, after=audit.snapshot(connection, AUDITED_FIELDS))
     _commit_unique_name(session)
     return connection
 
@@ -160,6 +173,7 @@ def update_connection(
 ) -> SourceConnection:
     """Change what was sent. `password`: a string sets it, null removes it, absent keeps it."""
     connection = get_connection(session, connection_id, for_update=True)
+    before = audit.snapshot(connection, AUDITED_FIELDS)
     values, password = _settings_from(changes, creating=False)
     if "name" in values and values["name"] != connection.name:
         _check_name_free(session, values["name"], exclude_id=connection.id)
@@ -169,6 +183,8 @@ def update_connection(
         connection.password_token = box.encrypt(password) if password else None
     if values or "password" in changes:
         connection.last_test = None  # it tested other settings
+    _record(session, "connection.patch", connection,
+            *audit.changed_only(before, audit.snapshot(connection, AUDITED_FIELDS)))
     _commit_unique_name(session)
     return connection
 
@@ -179,6 +195,7 @@ def delete_connection(session: Session, connection_id: uuid.UUID) -> None:
     if users:
         session.rollback()
         raise ConnectionInUse(users)
+    _record(session, "connection.delete", connection, before=audit.snapshot(connection, AUDITED_FIELDS))
     session.delete(connection)
     try:
         session.commit()
@@ -202,6 +219,7 @@ def test_connection(session: Session, access: SourceAccess, connection_id: uuid.
     result["tested_at"] = tested_at.isoformat().replace("+00:00", "Z")
     connection = get_connection(session, connection_id, for_update=True)
     connection.last_test = result
+    _record(session, "connection.test", connection, after={"ok": result.get("ok"), "error": result.get("error")})
     session.commit()
     return {"connection_id": connection.id, "name": connection.name, **result}
 

@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..db.models import Pipeline, PipelineRun, PipelineStatus, RunStatus
+from . import audit
 from .errors import InvalidPipeline, NameTaken, PipelineBusy, PipelineNotFound, TargetNotAllowed
 from .connections import SourceAccess, check_pipeline_source, effective_connection_id, pipeline_source_connection
 from .sql_guard import check_source_query
@@ -26,6 +27,8 @@ EDITABLE_FIELDS = (
     "incremental_key",
     "required_label",
 )
+# What the audit log shows of a pipeline's configuration, before and after a change.
+AUDITED_FIELDS = (*EDITABLE_FIELDS, "source_connection_id")
 
 
 def list_pipelines(
@@ -101,6 +104,7 @@ def create_pipeline(
     pipeline = Pipeline(id=uuid.uuid4(), source_connection_id=connection_id, **values)
     pipeline.status = PipelineStatus.IDLE if pipeline.enabled is not False else PipelineStatus.PAUSED
     session.add(pipeline)
+    _record(session, "pipeline.create", pipeline, after=audit.snapshot(pipeline, AUDITED_FIELDS))
     _commit_unique_name(session)
     return pipeline
 
@@ -116,7 +120,12 @@ def update_pipeline(
 ) -> Pipeline:
     """default_source_dsn: where a PYTHON pipeline's tasks are re-checked when its query, target or
     source changes (None: not re-checked here; the run checks them when it starts)."""
+    if changes.get("enabled") is False:  # disabling stops automatic runs: a waiting retry too
+        from .retries import withdraw_pending_retries
+
+        withdraw_pending_retries(session, pipeline_id, "disabling the pipeline")
     pipeline = get_pipeline(session, pipeline_id, for_update=True)
+    before = audit.snapshot(pipeline, AUDITED_FIELDS)
     connection_changed = "source_connection" in changes
     new_connection = changes.get("source_connection")
     changes = {key: changes[key] for key in EDITABLE_FIELDS if key in changes}
@@ -160,6 +169,7 @@ def update_pipeline(
         pipeline.status = PipelineStatus.PAUSED
     elif changes.get("enabled") is True and pipeline.status == PipelineStatus.PAUSED:
         pipeline.status = PipelineStatus.IDLE
+    _record(session, "pipeline.patch", pipeline, *audit.changed_only(before, audit.snapshot(pipeline, AUDITED_FIELDS)))
     _commit_unique_name(session)
     return pipeline
 
@@ -174,13 +184,23 @@ def pause_pipeline(session: Session, pipeline_id: uuid.UUID) -> Pipeline:
         .where(PipelineRun.pipeline_id == pipeline_id, PipelineRun.status == RunStatus.RUNNING)
         .values(cancel_requested="pause")
     )
+    from .retries import withdraw_pending_retries
+
+    withdraw_pending_retries(session, pipeline_id, "a pause")
     pipeline = get_pipeline(session, pipeline_id, for_update=True)
+    _record(session, "pipeline.pause", pipeline, {"status": pipeline.status}, {"status": PipelineStatus.PAUSED})
     if pipeline.status == PipelineStatus.PAUSED:
         session.commit()  # an already paused pipeline may still have a run stopping: keep its request
         return pipeline
     pipeline.status = PipelineStatus.PAUSED
     session.commit()
     return pipeline
+
+
+def _record(session: Session, action: str, pipeline: Pipeline, before: dict | None = None,
+            after: dict | None = None) -> None:
+    audit.record(session, action, object_type="pipeline", object_id=pipeline.id, object_name=pipeline.name,
+                 before=before, after=after)
 
 
 def _check(

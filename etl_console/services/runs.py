@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from ..db.models import Pipeline, PipelineRun, PipelineStatus, RunStatus
 from ..runner.wakeup import notify_queued
+from . import audit
 from .errors import RunNotFound
 from .pipelines import get_pipeline
 
@@ -31,6 +32,10 @@ def request_run(
     """
     deadline = time.monotonic() + wait_for_stopping_s
     while True:
+        if trigger == "manual":  # a manual run starts now, in place of a retry waiting out its backoff
+            from .retries import withdraw_pending_retries
+
+            withdraw_pending_retries(session, pipeline_id, "a manual run")
         pipeline = get_pipeline(session, pipeline_id, for_update=True)
         if pipeline.status == PipelineStatus.RUNNING:
             session.rollback()
@@ -42,7 +47,11 @@ def request_run(
             return pipeline, False
         time.sleep(0.1)
     pipeline.status = PipelineStatus.RUNNING
-    session.add(PipelineRun(id=uuid.uuid4(), pipeline_id=pipeline.id, status=RunStatus.RUNNING, trigger=trigger))
+    run_id = uuid.uuid4()
+    session.add(PipelineRun(id=run_id, pipeline_id=pipeline.id, status=RunStatus.RUNNING, trigger=trigger))
+    if trigger == "manual":  # someone asked; scheduled and automatic runs are the runs table's to show
+        audit.record(session, "pipeline.run", object_type="pipeline", object_id=pipeline.id,
+                     object_name=pipeline.name, after={"run_id": run_id})
     notify_queued(session)  # idle runners on every host wake at commit
     try:
         session.commit()
@@ -114,6 +123,11 @@ def run_detail(session: Session, pipeline_id: uuid.UUID, run_id: uuid.UUID, targ
         "progress": details.get("progress"),
         "queue": _queue(session, run, target_limit),
         "lock_wait": details.get("lock_wait"),
+        "attempt": run.attempt,
+        "retry_of": run.retry_of,
+        "not_before": run.not_before,
+        "retried_by": session.scalar(select(PipelineRun.id).where(PipelineRun.retry_of == run.id)),
+        "triggered_by": details.get("triggered_by"),
     }
 
 

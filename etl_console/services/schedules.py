@@ -14,6 +14,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from ..db.models import Pipeline, PipelineStatus
+from . import audit
 from .errors import InvalidSchedule
 from .pipelines import get_pipeline
 from .runs import request_run
@@ -44,7 +45,10 @@ def next_run_at(pipeline: Pipeline, now: datetime) -> datetime | None:
 
 def set_schedule(session: Session, pipeline_id: uuid.UUID, expression: str | None) -> Pipeline:
     pipeline = get_pipeline(session, pipeline_id, for_update=True)
+    before = pipeline.schedule
     pipeline.schedule = validate(expression) if expression is not None else None
+    audit.record(session, "pipeline.schedule.set", object_type="pipeline", object_id=pipeline.id,
+                 object_name=pipeline.name, before={"schedule": before}, after={"schedule": pipeline.schedule})
     # Ticks before now are not owed: the first fire is the next tick from here.
     pipeline.schedule_last_tick = session.scalar(select(func.now())) if pipeline.schedule else None
     session.commit()

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..db.models import PipelineState, PipelineStateChange, PipelineStatus
+from . import audit
 from .errors import PipelineBusy
 from .pipelines import get_pipeline
 from .runs import active_run
@@ -65,5 +66,8 @@ def set_watermark(session: Session, pipeline_id: uuid.UUID, watermark: str | Non
         session.add(
             PipelineStateChange(pipeline_id=pipeline.id, old_watermark=old, new_watermark=watermark, changed_by=changed_by)
         )
+    audit.record(session, "pipeline.state.reset" if watermark is None else "pipeline.state.set", object_type="pipeline",
+                 object_id=pipeline.id, object_name=pipeline.name, before={"watermark": old},
+                 after={"watermark": watermark})
     session.commit()
     return get_state(session, pipeline_id)

@@ -14,6 +14,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from ..db.models import Pipeline, PipelineStatus, PipelineTask
+from . import audit
 from .connections import SourceAccess, effective_connection_id, resolve_source
 from .errors import InvalidPipeline, InvalidSourceQuery, PipelineBusy, SourceUnreachable
 from .pipelines import get_pipeline
@@ -69,9 +70,13 @@ def replace_tasks(
         source_columns = describe_source(session, pipeline, source_access, default_source_dsn)
         if source_columns is not None:
             check_task_columns(session, loaded, source_columns, pipeline.target_table)
+    before = [{"kind": task["kind"], "config": task["config"]} for task in task_list(session, pipeline.id)]
     session.execute(delete(PipelineTask).where(PipelineTask.pipeline_id == pipeline.id))
     for position, (kind, config, _transform) in enumerate(loaded, start=1):
         session.add(PipelineTask(id=uuid.uuid4(), pipeline_id=pipeline.id, position=position, kind=kind, config=config))
+    audit.record(session, "pipeline.tasks.put", object_type="pipeline", object_id=pipeline.id,
+                 object_name=pipeline.name, before={"tasks": before},
+                 after={"tasks": [{"kind": kind, "config": config} for kind, config, _ in loaded]})
     session.commit()
     return task_list(session, pipeline.id)
 
