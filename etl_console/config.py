@@ -63,6 +63,21 @@ class Config:
     max_body_bytes: int = 1 << 20  # ETL_MAX_BODY_BYTES: larger request bodies get 413
     audit_retention_days: int = 365  # ETL_AUDIT_RETENTION_DAYS: the daily prune deletes audit rows older than this (at least 1)
     metrics_port: int = 0  # ETL_METRICS_PORT: `etl-console worker` serves /metrics on this port (0: off)
+    # Alerts (README "Alerts"): console links in alerts start with ETL_PUBLIC_URL
+    public_url: str = "http://127.0.0.1:8000"  # ETL_PUBLIC_URL: the console's address as receivers should open it
+    alert_max_age_s: float = 86400.0  # ETL_ALERT_MAX_AGE_S: a delivery is retried (exponential backoff) this long, then FAILED
+    alert_backoff_initial_s: float = 5.0  # ETL_ALERT_BACKOFF_INITIAL_S: delay after the first failed attempt (doubles, ±20% jitter)
+    alert_backoff_max_s: float = 900.0  # ETL_ALERT_BACKOFF_MAX_S: the longest delay between attempts
+    alert_connect_timeout_s: float = 3.0  # ETL_ALERT_CONNECT_TIMEOUT_S: webhook/SMTP connect bound
+    alert_read_timeout_s: float = 5.0  # ETL_ALERT_READ_TIMEOUT_S: webhook answer bound
+    alert_poll_s: float = 1.0  # ETL_ALERT_POLL_S: how often a runner's sender looks for due deliveries
+    freshness_check_s: float = 30.0  # ETL_FRESHNESS_CHECK_S: how often runners look for stale pipelines (one at a time)
+    smtp_host: str | None = None  # ETL_SMTP_HOST: email channels need it (unset: creating one is refused)
+    smtp_port: int = 587  # ETL_SMTP_PORT
+    smtp_user: str | None = None  # ETL_SMTP_USER
+    smtp_password: str | None = field(default=None, repr=False)  # ETL_SMTP_PASSWORD
+    smtp_from: str = "etl-console@localhost"  # ETL_SMTP_FROM
+    smtp_starttls: bool = True  # ETL_SMTP_STARTTLS: STARTTLS before login (off for a local relay)
     extra: Mapping[str, Any] = field(default_factory=dict)  # Flask settings from overrides
 
     @classmethod
