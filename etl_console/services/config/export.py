@@ -1,0 +1,31 @@
+"""The current configuration as a document: stable and diff-friendly (keys sorted, objects by name,
+no ids, no runtime state, no secrets: a password is only the name of the variable it is read from)."""
+from __future__ import annotations
+
+from typing import Iterable
+
+from sqlalchemy.orm import Session
+
+from . import yaml_io
+from .registry import CONNECTIONS, PIPELINES
+
+DOCUMENT_VERSION = 1
+
+
+def export_document(session: Session, names: Iterable[str] | None = None) -> dict:
+    """Every pipeline and connection; with names, those pipelines and the connections they read."""
+    pipelines = PIPELINES.read_all(session, sorted(set(names)) if names is not None else None)
+    if names is not None:
+        used = sorted({item["source_connection"] for item in pipelines.values() if item["source_connection"]})
+        connections = CONNECTIONS.read_all(session, used)
+    else:
+        connections = CONNECTIONS.read_all(session)
+    return {
+        "version": DOCUMENT_VERSION,
+        CONNECTIONS.section: [CONNECTIONS.exported(item) for _, item in sorted(connections.items())],
+        PIPELINES.section: [PIPELINES.exported(item) for _, item in sorted(pipelines.items())],
+    }
+
+
+def export_yaml(session: Session, names: Iterable[str] | None = None) -> str:
+    return yaml_io.dump(export_document(session, names))

@@ -1,0 +1,183 @@
+"""Pipelines as code: export, plan and apply as the service layer offers them to the API and the CLI."""
+from __future__ import annotations
+
+import pytest
+import yaml
+from sqlalchemy.orm import Session
+
+from etl_console.services import config as config_service
+from tests.conftest import FILM_DIM_QUERY, _truncate
+from tests.connection_helpers import connection_fields
+
+PASSWORD_ENV = "ETL_CONNECTION_PRODUCTION_PASSWORD"
+RATINGS_QUERY = "SELECT film_id, avg(rating)::float AS avg_rating, count(*) AS ratings_count\nFROM ugc.ratings\nGROUP BY film_id"
+
+
+@pytest.fixture
+def app_overrides():
+    return {"START_RUNNER": False}
+
+
+@pytest.fixture
+def engine(app):
+    return app.extensions["etl"].database.engine
+
+
+@pytest.fixture
+def context(app, source_url):
+    state = app.extensions["etl"]
+    environ = {PASSWORD_ENV: connection_fields(source_url)["password"]}
+    return config_service.context_for(state.config, state.database, environ=environ)
+
+
+def export(engine, names=None) -> str:
+    with Session(engine) as session:
+        return config_service.export_yaml(session, names)
+
+
+@pytest.fixture
+def world(client, source_url):
+    """A connection (with a password), a scheduled, checked pipeline reading it, and a plain one."""
+    connection = client.post("/api/v1/connections/", json={"name": "production", **connection_fields(source_url),
+                                                           "max_concurrent_runs": 2})
+    assert connection.status_code == 201, connection.get_data(as_text=True)
+    first = client.post("/api/v1/pipelines/", json={
+        "name": "film_dim_full", "description": "Full reload of film_dim", "target_table": "analytics.film_dim",
+        "source_query": FILM_DIM_QUERY, "batch_size": 500, "source_connection": "production"}).get_json()
+    client.put(f"/api/v1/pipelines/{first['id']}/schedule", json={"schedule": "*/15 * * * *"})
+    client.put(f"/api/v1/pipelines/{first['id']}/checks", json={
+        "min_rows": 10, "not_null_columns": ["title"],
+        "assertions": [{"name": "rating range", "sql": "SELECT * FROM loaded WHERE rating NOT BETWEEN 0 AND 10"}]})
+    second = client.post("/api/v1/pipelines/", json={
+        "name": "ratings_full", "target_table": "analytics.film_rating_agg", "source_query": RATINGS_QUERY,
+        "enabled": False}).get_json()
+    return {"film_dim_full": first["id"], "ratings_full": second["id"]}
+
+
+def test_export_is_sorted_block_style_without_ids_state_or_secrets(engine, world, source_url):
+    text = export(engine)
+    document = yaml.safe_load(text)
+    assert document["version"] == 1
+    assert [p["name"] for p in document["pipelines"]] == ["film_dim_full", "ratings_full"]
+    film = document["pipelines"][0]
+    assert list(film) == sorted(film)
+    assert film["batch_size"] == 500 and film["schedule"] == "*/15 * * * *"
+    assert film["source_connection"] == "production"
+    assert film["checks"]["assertions"][0]["name"] == "rating range"
+    assert "ratings_count\n" in document["pipelines"][1]["source_query"] and "source_query: |" in text
+    for absent in ("id", "status", "watermark", "last_test", "password", world["film_dim_full"]):
+        assert f"{absent}:" not in text and world["film_dim_full"] not in text
+    (connection,) = document["connections"]
+    assert connection["password_env"] == PASSWORD_ENV
+    assert connection_fields(source_url)["password"] not in text
+    assert "{" not in text.replace("{}", "")  # block style (an empty config may be {})
+
+
+def test_round_trip_on_an_empty_database_is_byte_identical(engine, context, world, dsn):
+    before = export(engine)
+    _truncate(dsn)
+    assert export(engine) == "connections: []\npipelines: []\nversion: 1\n"
+    result = config_service.apply(engine, before, context)
+    assert result.summary() == {"create": 3, "update": 0, "delete": 0}
+    assert export(engine) == before
+    again = config_service.apply(engine, before, context)  # the same file twice: nothing to do
+    assert not again.has_changes
+    assert not config_service.plan(engine, before, context).has_changes
+
+
+def test_plan_reports_field_changes_and_apply_makes_them(engine, context, world, client):
+    text = export(engine).replace("batch_size: 500", "batch_size: 250").replace("*/15 * * * *", "0 * * * *")
+    result = config_service.plan(engine, text, context)
+    (change,) = result.changes
+    assert (change.kind, change.name, change.action) == ("pipeline", "film_dim_full", "update")
+    assert [(f.field, f.old, f.new) for f in change.fields] == [("batch_size", 500, 250),
+                                                                 ("schedule", "*/15 * * * *", "0 * * * *")]
+    assert "batch_size: 500 -> 250" in result.render()
+    assert client.get(f"/api/v1/pipelines/{world['film_dim_full']}").get_json()["batch_size"] == 500  # plan wrote nothing
+    config_service.apply(engine, text, context)
+    assert client.get(f"/api/v1/pipelines/{world['film_dim_full']}").get_json()["batch_size"] == 250
+    assert not config_service.plan(engine, text, context).has_changes
+
+
+def test_a_document_with_one_invalid_pipeline_changes_nothing(engine, context, world):
+    before = export(engine)
+    document = yaml.safe_load(before)
+    document["pipelines"][0]["batch_size"] = 42
+    document["pipelines"].append({"name": "new_one", "target_table": "analytics.film_dim",
+                                  "source_query": FILM_DIM_QUERY})
+    document["pipelines"].append({"name": "bad_one", "target_table": "analytics.nope", "source_query": "SELECT 1"})
+    with pytest.raises(config_service.ConfigDocumentInvalid) as refused:
+        config_service.apply(engine, yaml.safe_dump(document), context)
+    assert "pipelines.bad_one.target_table: target_table 'analytics.nope' is not allowed" in str(refused.value)
+    assert export(engine) == before
+
+
+def test_a_service_refusal_names_the_pipeline_and_rolls_everything_back(engine, context, world):
+    """A check only the service makes (the connection's source answers the query) fails the third step."""
+    before = export(engine)
+    document = yaml.safe_load(before)
+    document["pipelines"][0]["batch_size"] = 42
+    document["pipelines"].append({"name": "zz_missing_column", "target_table": "analytics.film_dim",
+                                  "source_connection": "production",
+                                  "source_query": "SELECT id AS film_id, no_such_column FROM content.film_work"})
+    with pytest.raises(config_service.ConfigRefused) as refused:
+        config_service.apply(engine, yaml.safe_dump(document), context)
+    assert str(refused.value).startswith("pipeline 'zz_missing_column': ")
+    assert export(engine) == before
+
+
+def test_schema_errors_name_the_pipeline_and_field(engine, context, world):
+    text = "version: 1\npipelines:\n- name: x\n  target_table: analytics.film_dim\n  source_query: SELECT 1\n" \
+           "  batch_size: 0\n  colour: blue\n"
+    with pytest.raises(config_service.ConfigDocumentInvalid) as refused:
+        config_service.plan(engine, text, context)
+    problems = dict(refused.value.problems)
+    assert problems[("pipelines", "x", "batch_size")] == "Input should be greater than or equal to 1"
+    assert problems[("pipelines", "x", "colour")] == "Unknown field."
+
+
+def test_prune_deletes_only_what_the_file_does_not_name(engine, context, world, client):
+    document = yaml.safe_load(export(engine, ["film_dim_full"]))
+    assert [p["name"] for p in document["pipelines"]] == ["film_dim_full"]
+    text = yaml.safe_dump(document)
+    assert not config_service.plan(engine, text, context).has_changes  # without prune nothing is deleted
+    result = config_service.plan(engine, text, context, prune=True)
+    assert [(c.kind, c.name, c.action) for c in result.changes] == [("pipeline", "ratings_full", "delete")]
+    config_service.apply(engine, text, context, prune=True)
+    names = [p["name"] for p in client.get("/api/v1/pipelines/").get_json()]
+    assert names == ["film_dim_full"]
+    assert [c["name"] for c in client.get("/api/v1/connections/").get_json()] == ["production"]
+
+
+def test_a_running_pipeline_is_refused_and_nothing_changes(engine, context, world, client):
+    before = export(engine)
+    assert client.post(f"/api/v1/pipelines/{world['film_dim_full']}/run").status_code == 200  # no runner: stays RUNNING
+    text = before.replace("batch_size: 500", "batch_size: 250").replace("enabled: false", "enabled: true")
+    assert "is RUNNING" in " ".join(config_service.plan(engine, text, context).warnings)
+    with pytest.raises(config_service.ConfigBusy) as refused:
+        config_service.apply(engine, text, context)
+    assert "'film_dim_full'" in str(refused.value) and "nothing was changed" in str(refused.value)
+    assert export(engine) == before
+
+
+@pytest.mark.parametrize("text", [
+    "!!python/object/apply:os.system ['echo owned']\n",
+    "version: 1\npipelines: !!python/object:collections.OrderedDict {}\n",
+])
+def test_python_tags_are_refused(engine, context, text):
+    with pytest.raises(config_service.ConfigDocumentInvalid) as refused:
+        config_service.plan(engine, text, context)
+    assert "unsupported YAML tag" in str(refused.value)
+
+
+def test_a_connection_password_comes_from_its_variable_and_is_never_shown(engine, context, world, source_url):
+    text = export(engine)
+    changed = config_service.ConfigContext(context.allowed_targets, context.source_access, context.default_source_dsn,
+                                           {PASSWORD_ENV: "another-password"})
+    result = config_service.plan(engine, text, changed)
+    (change,) = result.changes
+    assert [(f.field, f.old, f.new) for f in change.fields] == [("password", "set", f"changed (from ${PASSWORD_ENV})")]
+    assert "another-password" not in result.render()
+    _truncate_connections_free = export(engine)
+    missing = config_service.ConfigContext(context.allowed_targets, context.source_access, context.default_source_dsn, {})
+    assert not config_service.plan(engine, _truncate_connections_free, missing).has_changes  # kept, with a warning
