@@ -23,11 +23,13 @@ class Api(flask_smorest.Api):
 
 
 def init_api(app) -> Api:
+    from .audit import blp as audit_blp
     from .checks import blp as checks_blp
     from .connections import blp as connections_blp
     from .pipeline_settings import blp as settings_blp
     from .health import blp as health_blp
     from .pipeline_extras import blp as extras_blp
+    from .pipeline_flow import blp as flow_blp
     from .pipelines import blp as pipelines_blp
     from .tasks import blp as tasks_blp
 
@@ -39,4 +41,6 @@ def init_api(app) -> Api:
     api.register_blueprint(connections_blp)
     api.register_blueprint(settings_blp)
     api.register_blueprint(tasks_blp)
+    api.register_blueprint(flow_blp)
+    api.register_blueprint(audit_blp)
     return api

@@ -1,0 +1,102 @@
+"""GET /api/v1/audit: who did what, newest first, in keyset pages (beyond the v1 contract)."""
+from __future__ import annotations
+
+import base64
+from datetime import datetime, timezone
+
+import marshmallow as ma
+from flask import request, url_for
+
+from ..services import audit as audit_service
+from . import Blueprint
+from .context import db_session
+from .errors import RequestValidationFailed, validation_error
+from .schemas import DetailErrorSchema, UtcDateTime, _Input
+from . import fields
+
+blp = Blueprint(
+    "audit",
+    __name__,
+    url_prefix="/api/v1/audit",
+    description="The audit log: every state-changing action, who made it and from where (read-only).",
+)
+
+DEFAULT_PAGE = 50
+
+
+class AuditQuerySchema(_Input):
+    object = fields.String(metadata={"description": "An object's id or name (a pipeline, a connection…)"})
+    actor = fields.String(metadata={"description": "A token's name, a console user, 'anonymous' or 'system'"})
+    action = fields.String(metadata={"description": "An action (pipeline.patch), or a prefix ending in '.' (pipeline.)"})
+    since = fields.String(metadata={"description": "ISO-8601 time; entries at or after it (UTC when no offset)"})
+    limit = fields.Integer(load_default=DEFAULT_PAGE, ge=1, le=500, metadata={"description": "Page size"})
+    cursor = fields.String(metadata={"description": "Opaque cursor from the previous page's Link header"})
+
+
+class AuditEntrySchema(ma.Schema):
+    id = ma.fields.Integer()
+    at = UtcDateTime(metadata={"type": "string", "format": "date-time"})
+    actor = ma.fields.String()
+    actor_kind = ma.fields.String(metadata={"enum": list(audit_service.ACTOR_KINDS)})
+    client_addr = ma.fields.String(allow_none=True)
+    action = ma.fields.String()
+    object_type = ma.fields.String()
+    object_id = ma.fields.String(allow_none=True)
+    object_name = ma.fields.String(allow_none=True)
+    before = ma.fields.Raw(allow_none=True, metadata={"type": "object", "description": "Secrets shown as ***"})
+    after = ma.fields.Raw(allow_none=True, metadata={"type": "object", "description": "Secrets shown as ***"})
+    request_id = ma.fields.String(allow_none=True)
+
+
+def encode_cursor(at: datetime, entry_id: int) -> str:
+    return base64.urlsafe_b64encode(f"{at.isoformat()}|{entry_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, int]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        at, entry_id = raw.split("|")
+        return datetime.fromisoformat(at), int(entry_id)
+    except (ValueError, UnicodeDecodeError):
+        raise RequestValidationFailed(
+            [validation_error("value_error", ["query", "cursor"], "Value error, not a cursor from a Link header", cursor)]
+        ) from None
+
+
+def parse_since(value: str) -> datetime:
+    try:
+        since = datetime.fromisoformat(value.replace("Z", "+00:00") if value.endswith("Z") else value)
+    except ValueError:
+        raise RequestValidationFailed(
+            [validation_error("datetime_from_date_parsing", ["query", "since"],
+                              "Input should be a valid datetime, e.g. 2026-11-29T10:00:00Z", value)]
+        ) from None
+    return since if since.tzinfo else since.replace(tzinfo=timezone.utc)
+
+
+@blp.route("", methods=["GET"])
+@blp.arguments(AuditQuerySchema, location="query")
+@blp.response(200, AuditEntrySchema(many=True))
+@blp.alt_response(422, description="FastAPI-style validation errors", schema=DetailErrorSchema)
+def list_audit(query):
+    """Audit entries, newest first. Filters: `object` (id or name), `actor`, `action`, `since`.
+    When more follow, a `Link: <...&cursor=...>; rel="next"` header gives the next page."""
+    parsed = dict(query)
+    limit = query["limit"]
+    entries = audit_service.list_entries(
+        db_session(),
+        object=query.get("object"),
+        actor=query.get("actor"),
+        action=query.get("action"),
+        since=parse_since(query["since"]) if query.get("since") else None,
+        before=decode_cursor(query["cursor"]) if query.get("cursor") else None,
+        limit=limit + 1,  # one more tells whether a next page exists
+    )
+    if len(entries) > limit:
+        entries = entries[:limit]
+        last = entries[-1]
+        next_args = {name: str(value) for name, value in parsed.items() if value is not None}
+        next_args["cursor"] = encode_cursor(last.at, last.id)
+        next_url = url_for(request.endpoint, _external=True, **next_args)
+        return entries, {"Link": f'<{next_url}>; rel="next"'}
+    return entries
