@@ -292,11 +292,14 @@ PLAIN_PROGRESS_EVERY_S = 5.0
 
 
 def _add_command_groups() -> None:
+    from .cli_config import apply, export, plan
     from .cli_connections import connections
     from .cli_transforms import transforms
 
     main.add_command(connections)
     main.add_command(transforms)
+    for command in (export, plan, apply):  # pipelines as code
+        main.add_command(command)
 
 
 _add_command_groups()

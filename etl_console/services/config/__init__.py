@@ -2,8 +2,8 @@
 database, apply it in one transaction. No HTTP here (the API and the CLI are thin over this)."""
 from .apply import ConfigContext, apply, context_for, plan
 from .errors import ConfigBusy, ConfigDocumentInvalid, ConfigRefused
-from .export import export_document, export_yaml
+from .export import export_document, export_yaml, to_yaml
 from .plan import Plan
 
 __all__ = ["ConfigBusy", "ConfigContext", "ConfigDocumentInvalid", "ConfigRefused", "Plan", "apply", "context_for",
-           "export_document", "export_yaml", "plan"]
+           "export_document", "export_yaml", "plan", "to_yaml"]

@@ -28,4 +28,8 @@ def export_document(session: Session, names: Iterable[str] | None = None) -> dic
 
 
 def export_yaml(session: Session, names: Iterable[str] | None = None) -> str:
-    return yaml_io.dump(export_document(session, names))
+    return to_yaml(export_document(session, names))
+
+
+def to_yaml(document: dict) -> str:
+    return yaml_io.dump(document)
