@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from .. import logs, metrics
 from ..config import Config
 from ..db.engine import Database
-from ..services import schedules
+from ..services import audit, schedules
 from . import queries
 from .execute import RunExecution
 from .wakeup import QueuedRunListener
@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 # A pause waits this long for a batch boundary before the source query is interrupted.
 PAUSE_GRACE_S = 1.0
 
+# How often a runner asks whether the audit log's daily prune is due (the database answers once a day).
+AUDIT_PRUNE_CHECK_S = 600.0
 
 @dataclass
 class ActiveRun:
@@ -79,6 +81,7 @@ class Runner:
         self._last_claim = self._last_reap = self._last_presence = self._last_schedule = 0.0
 
     # lifecycle -----------------------------------------------------------------------------
+        self._last_audit_prune = 0.0
     def start(self) -> "Runner":
         if self._loop_thread is None:
             self._loop_thread = threading.Thread(target=self._loop, name="etl-runner", daemon=True)
@@ -161,6 +164,9 @@ class Runner:
         """Queue runs for due cron ticks; the claim in the database makes each tick fire once."""
         with Session(self.engine) as session:
             fired = schedules.fire_due(session)
+        if now - self._last_audit_prune >= AUDIT_PRUNE_CHECK_S and self.only_run is None:
+            self._last_audit_prune = now
+            self.prune_audit_log()
         for pipeline_id in fired:
             log.info("schedule fired a run of pipeline %s", pipeline_id)
         if fired:
@@ -174,6 +180,15 @@ class Runner:
         for run_id in lost:
             log.warning("run %s reaped: worker lost", run_id)
         return len(lost)
+
+    def prune_audit_log(self) -> int | None:
+        """The audit log's daily retention prune; the database lets one runner a day do it."""
+        with Session(self.engine) as session:
+            removed = audit.prune_if_due(session, self.config.audit_retention_days)
+        if removed is not None:
+            log.info("audit log pruned: %d entries older than %d days removed", removed,
+                     self.config.audit_retention_days)
+        return removed
 
     def _heartbeat(self) -> None:
         with self._lock:

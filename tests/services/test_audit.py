@@ -99,3 +99,21 @@ def test_the_daily_prune_runs_once_across_competing_runners(engine, sql):
         assert audit.prune_if_due(session, 365) is None
     with engine.connect() as connection:
         assert connection.scalar(text("SELECT count(*) FROM etl_audit_log")) == 1
+
+
+def test_a_runner_prunes_daily_with_the_configured_retention(app, sql):
+    from dataclasses import replace
+
+    from etl_console.runner.runner import Runner
+
+    sql("INSERT INTO etl_audit_log (at, actor, actor_kind, action, object_type) VALUES "
+        "(now() - interval '40 days', 'old', 'system', 'pipeline.run', 'pipeline'), "
+        "(now() - interval '20 days', 'kept', 'system', 'pipeline.run', 'pipeline')")
+    config = replace(app.extensions["etl"].config, audit_retention_days=30)
+    runner = Runner(app.extensions["etl"].database, config)  # not started: the test calls its step
+    try:
+        assert runner.prune_audit_log() == 1
+        assert runner.prune_audit_log() is None  # done for today
+    finally:
+        runner.engine.dispose()
+    assert [row[0] for row in audit_rows(sql)] == ["kept", "system"]
