@@ -29,6 +29,7 @@ def init_api(app) -> Api:
     from .pipeline_settings import blp as settings_blp
     from .health import blp as health_blp
     from .pipeline_extras import blp as extras_blp
+    from .pipeline_flow import blp as flow_blp
     from .pipelines import blp as pipelines_blp
     from .tasks import blp as tasks_blp
 
@@ -40,5 +41,6 @@ def init_api(app) -> Api:
     api.register_blueprint(connections_blp)
     api.register_blueprint(settings_blp)
     api.register_blueprint(tasks_blp)
+    api.register_blueprint(flow_blp)
     api.register_blueprint(audit_blp)
     return api

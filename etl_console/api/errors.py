@@ -31,6 +31,10 @@ DOMAIN_STATUS: dict[type[domain.DomainError], int] = {
     domain.ConnectionInUse: 409,
     domain.UnknownSourceConnection: 400,
     domain.SourceUnreachable: 400,
+    domain.AlertChannelNotFound: 404,
+    domain.InvalidAlertChannel: 400,
+    domain.UnknownUpstream: 400,
+    domain.DependencyCycle: 409,
 }
 
 # FastAPI's own texts for routing errors.

@@ -235,3 +235,30 @@ def _uuid_error(value: str) -> str:
             found = hyphens[group] - _GROUP_STARTS[group]
             return f"invalid group length in group {group}: expected {_GROUP_LENGTHS[group]}, found {found}"
     return f"invalid group length in group 4: expected 12, found {size - _GROUP_STARTS[4]}"
+
+
+class Float(_PydanticField, ma.fields.Float):
+    """A finite number (ints accepted), optionally bounded, with Pydantic's error types."""
+
+    type_error = ("float_type", "Input should be a valid number")
+
+    def __init__(self, *, ge: float | None = None, le: float | None = None, gt: float | None = None, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.ge, self.le, self.gt = ge, le, gt
+        self.metadata.update({k: v for k, v in (("minimum", ge), ("maximum", le), ("exclusiveMinimum", gt))
+                              if v is not None})
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise _fail(*self.type_error, value)
+        number = float(value)
+        if not math.isfinite(number):
+            raise _fail("finite_number", "Input should be a finite number", value)
+        if self.gt is not None and number <= self.gt:
+            raise _fail("greater_than", f"Input should be greater than {self.gt}", value, {"gt": self.gt})
+        if self.ge is not None and number < self.ge:
+            raise _fail("greater_than_equal", f"Input should be greater than or equal to {self.ge}", value,
+                        {"ge": self.ge})
+        if self.le is not None and number > self.le:
+            raise _fail("less_than_equal", f"Input should be less than or equal to {self.le}", value, {"le": self.le})
+        return number

@@ -177,3 +177,10 @@ class RunDetailSchema(ma.Schema):
     progress = ma.fields.String(allow_none=True)  # "approximate …" while an in-database statement runs, then "exact"
     queue = ma.fields.Dict(allow_none=True)  # a queued run waiting for a slot of its source connection
     lock_wait = ma.fields.Dict(allow_none=True)  # a run waiting for a lock on its target: what, how long, held by whom
+    attempt = ma.fields.Integer(metadata={"description": "1 for a first run; 2 and up for its retries"})
+    retry_of = ma.fields.UUID(allow_none=True, metadata={"description": "The failed run this run retries"})
+    not_before = UtcDateTime(allow_none=True, metadata={
+        "type": "string", "format": "date-time", "description": "A queued retry is not started before this"})
+    retried_by = ma.fields.UUID(allow_none=True, metadata={"description": "The run that retries this failed run"})
+    triggered_by = ma.fields.List(ma.fields.Dict(), allow_none=True, metadata={
+        "description": "Upstream successes that queued this run (pipeline_id, pipeline, run_id)"})

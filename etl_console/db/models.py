@@ -65,6 +65,16 @@ class Pipeline(Base):
         UUID(as_uuid=True), ForeignKey("etl_connections.id", ondelete="RESTRICT"), index=True
     )
     required_label: Mapped[str | None] = mapped_column(String(64))  # only runners with this label run it
+    # Retry policy (services/retries.py): a failed run is retried up to max_retries times, the n-th
+    # retry min(max_delay, initial * factor^(n-1)) * (1 ± jitter) seconds after the failure.
+    max_retries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    retry_initial_delay_s: Mapped[float] = mapped_column(Float, default=60.0, server_default="60")
+    retry_backoff_factor: Mapped[float] = mapped_column(Float, default=2.0, server_default="2")
+    retry_max_delay_s: Mapped[float] = mapped_column(Float, default=3600.0, server_default="3600")
+    retry_jitter: Mapped[float] = mapped_column(Float, default=0.1, server_default="0.1")
+    # Pause after this many consecutive final failures (retries exhausted); None: never.
+    auto_pause_after_failures: Mapped[int | None] = mapped_column(Integer)
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # Freshness (services/freshness.py): a successful run at least every freshness_minutes; counted
     # from freshness_set_at (or created_at) until the first success. freshness_breached_at is set
     # while stale, so breach and restore alerts fire once each. last_success_at is kept by the runner.
@@ -106,6 +116,11 @@ class PipelineRun(Base):
     config_snapshot: Mapped[dict | None] = mapped_column(JSONB)
     trigger: Mapped[str] = mapped_column(String(16), default="manual")
     details: Mapped[dict | None] = mapped_column(JSONB)
+    attempt: Mapped[int] = mapped_column(Integer, default=1, server_default="1")  # 2 and up: a retry
+    retry_of: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("etl_pipeline_runs.id", ondelete="SET NULL")
+    )
+    not_before: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # a queued retry waits until then
 
     __table_args__ = (
         # Run history, newest first, stays an index scan at 100k runs per pipeline.
@@ -119,6 +134,26 @@ class PipelineRun(Base):
         ),
         Index("ix_etl_pipeline_runs_running", "started_at", postgresql_where=text("status = 'RUNNING'")),
     )
+
+
+class PipelineUpstream(Base):
+    """An edge of the dependency graph: pipeline_id runs after upstream_id succeeds
+    (services/dependencies.py). pending_run_id is the upstream's latest success not yet followed
+    by a run of the downstream."""
+
+    __tablename__ = "etl_pipeline_upstreams"
+
+    pipeline_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("etl_pipelines.id", ondelete="CASCADE"), primary_key=True
+    )
+    upstream_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("etl_pipelines.id", ondelete="CASCADE"), primary_key=True
+    )
+    pending_run_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    pending_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    __table_args__ = (Index("ix_etl_pipeline_upstreams_upstream", "upstream_id"),)
 
 
 class PipelineState(Base):

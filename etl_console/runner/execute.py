@@ -11,6 +11,7 @@ import psycopg2.errors
 from .. import failpoints, metrics
 from ..db.models import PipelineStatus, RunStatus
 from ..services.errors import InvalidSourceQuery
+from ..services.run_outcomes import CANCELLED, ERROR, REFUSED
 from ..services.sql_guard import check_source_query
 from ..warehouse.full_load import FullLoad, LoadCancelled
 from ..warehouse.incremental import IncrementalLoad
@@ -26,6 +27,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PAUSE_MESSAGE = "Run cancelled by a pause after {rows} rows; the target keeps its previous contents"
+
+
+class RunRefused(LoadError):
+    """The pipeline's configuration cannot run at all: failed, alerted, never retried."""
 
 
 class LeaseLost(Exception):
@@ -104,12 +109,16 @@ class RunExecution:
         except LeaseLost:
             log.warning("run %s: lease lost, target rolled back, nothing recorded", self.claimed.run_id)
         except LoadCancelled as cancelled:
-            self._fail(str(cancelled), pipeline_status=PipelineStatus.PAUSED if self._paused else None)
+            self._fail(str(cancelled), pipeline_status=PipelineStatus.PAUSED if self._paused else None,
+                       cause=CANCELLED)
         except Exception as error:  # noqa: BLE001 - every error becomes a FAILED run
             if self.active.cancel_reason is not None:
                 # We interrupted the source ourselves; the cancel is the cause, not the error it raised.
-                self._fail(self._cancel_message(), pipeline_status=PipelineStatus.PAUSED if self._paused else None)
-            elif isinstance(error, (LoadError, InvalidSourceQuery)):
+                self._fail(self._cancel_message(), pipeline_status=PipelineStatus.PAUSED if self._paused else None,
+                           cause=CANCELLED)
+            elif isinstance(error, (RunRefused, InvalidSourceQuery)):
+                self._fail(str(error), cause=REFUSED)
+            elif isinstance(error, LoadError):
                 self._fail(str(error))
             elif isinstance(error, psycopg2.Error):
                 self._fail(describe_pg_error(error))
@@ -133,11 +142,11 @@ class RunExecution:
         )
         if config.get("mode") == "incremental":
             if config.get("type") == "PYTHON":
-                raise LoadError("PYTHON pipelines load in full mode only")
+                raise RunRefused("PYTHON pipelines load in full mode only")
             if not config.get("incremental_key"):
-                raise LoadError("incremental mode needs an incremental_key")
+                raise RunRefused("incremental mode needs an incremental_key")
             if database.warehouse_url != database.url:
-                raise LoadError("incremental mode needs the warehouse and the metadata in one database")
+                raise RunRefused("incremental mode needs the warehouse and the metadata in one database")
             return IncrementalLoad(
                 **common,
                 incremental_key=config["incremental_key"],
@@ -177,7 +186,7 @@ class RunExecution:
             return PAUSE_MESSAGE.format(rows=self.active.rows_read)
         return self.active.cancel_reason or "cancelled"
 
-    def _fail(self, message: str, pipeline_status: str | None = None) -> None:
+    def _fail(self, message: str, pipeline_status: str | None = None, cause: str = ERROR) -> None:
         log.info("run %s failed: %s", self.claimed.run_id, message)
         try:
             with self.runner.engine.begin() as conn:
@@ -192,6 +201,7 @@ class RunExecution:
                     error_message=message,
                     details={**self.details, "timings": self.timings},
                     pipeline_status=pipeline_status,
+                    cause=cause,
                 )
             if recorded:
                 metrics.run_finished(RunStatus.FAILED, self.started, self.active.rows_written)

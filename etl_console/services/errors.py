@@ -78,3 +78,24 @@ class ServiceBusy(DomainError):
     """Too much of one kind of work is in flight in this process; the client should retry shortly."""
 
     retry_after_s = 5
+
+
+class UnknownUpstream(DomainError):
+    """An upstream list names a pipeline that does not exist."""
+
+
+class DependencyCycle(DomainError):
+    """Saving these upstreams would make pipelines wait for each other forever; names the cycle."""
+
+    def __init__(self, names: list[str]) -> None:
+        self.names = names
+        super().__init__(f"upstreams would form a cycle: {' → '.join(names)}")
+
+
+class AlertChannelNotFound(DomainError):
+    def __init__(self) -> None:
+        super().__init__("Alert channel not found")
+
+
+class InvalidAlertChannel(DomainError):
+    """Alert channel settings that are well-typed but unusable (name taken, email without SMTP)."""

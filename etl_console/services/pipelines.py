@@ -120,6 +120,10 @@ def update_pipeline(
 ) -> Pipeline:
     """default_source_dsn: where a PYTHON pipeline's tasks are re-checked when its query, target or
     source changes (None: not re-checked here; the run checks them when it starts)."""
+    if changes.get("enabled") is False:  # disabling stops automatic runs: a waiting retry too
+        from .retries import withdraw_pending_retries
+
+        withdraw_pending_retries(session, pipeline_id, "disabling the pipeline")
     pipeline = get_pipeline(session, pipeline_id, for_update=True)
     before = audit.snapshot(pipeline, AUDITED_FIELDS)
     connection_changed = "source_connection" in changes
@@ -180,6 +184,9 @@ def pause_pipeline(session: Session, pipeline_id: uuid.UUID) -> Pipeline:
         .where(PipelineRun.pipeline_id == pipeline_id, PipelineRun.status == RunStatus.RUNNING)
         .values(cancel_requested="pause")
     )
+    from .retries import withdraw_pending_retries
+
+    withdraw_pending_retries(session, pipeline_id, "a pause")
     pipeline = get_pipeline(session, pipeline_id, for_update=True)
     _record(session, "pipeline.pause", pipeline, {"status": pipeline.status}, {"status": PipelineStatus.PAUSED})
     if pipeline.status == PipelineStatus.PAUSED:

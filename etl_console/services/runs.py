@@ -32,6 +32,10 @@ def request_run(
     """
     deadline = time.monotonic() + wait_for_stopping_s
     while True:
+        if trigger == "manual":  # a manual run starts now, in place of a retry waiting out its backoff
+            from .retries import withdraw_pending_retries
+
+            withdraw_pending_retries(session, pipeline_id, "a manual run")
         pipeline = get_pipeline(session, pipeline_id, for_update=True)
         if pipeline.status == PipelineStatus.RUNNING:
             session.rollback()
@@ -119,6 +123,11 @@ def run_detail(session: Session, pipeline_id: uuid.UUID, run_id: uuid.UUID, targ
         "progress": details.get("progress"),
         "queue": _queue(session, run, target_limit),
         "lock_wait": details.get("lock_wait"),
+        "attempt": run.attempt,
+        "retry_of": run.retry_of,
+        "not_before": run.not_before,
+        "retried_by": session.scalar(select(PipelineRun.id).where(PipelineRun.retry_of == run.id)),
+        "triggered_by": details.get("triggered_by"),
     }
 
 

@@ -1,0 +1,128 @@
+"""What follows a run's end, decided in the transaction that records it (one place for all of it):
+
+- a FAILED run caused by an error is retried (a new queued run, attempt + 1, retry_of the failed run,
+  not claimed before its backoff delay) while attempts remain and the pipeline is neither paused
+  nor disabled; a cancelled run (pause, worker shutdown) and a run refused for its configuration
+  are not retried;
+- a failure with no retry to follow (the final one) alerts once (`run.failed`), counts towards
+  auto-pause, and after auto_pause_after_failures consecutive final failures pauses the pipeline
+  (`pipeline.auto_paused`); a success resets the count, and so does the auto-pause itself;
+- a SUCCESS queues the pipelines downstream of it (services/dependencies.py).
+
+Everything here runs on the runner's Connection, inside the transaction that holds the run's row
+and then its pipeline's row, so any number of runners decide each run's follow-up exactly once.
+"""
+from __future__ import annotations
+
+import logging
+import random
+import uuid
+
+from sqlalchemy import Connection, text
+
+from . import dependencies
+
+log = logging.getLogger(__name__)
+
+# Why a run ended FAILED: only "error" is retried; "refused" (configuration) alerts but is not
+# retried; "cancelled" (pause, shutdown) neither retries nor alerts.
+ERROR, REFUSED, CANCELLED = "error", "refused", "cancelled"
+
+
+def backoff_delay_s(attempt: int, initial_s: float, factor: float, max_s: float, jitter: float,
+                    rand: random.Random | None = None) -> float:
+    """Seconds between the failure of attempt `attempt` and the next attempt:
+    min(max_s, initial_s * factor^(attempt-1)), spread by ±jitter (a fraction) so retries of many
+    pipelines failing together do not arrive together."""
+    base = min(max_s, initial_s * factor ** (attempt - 1))
+    spread = (rand or random).uniform(-jitter, jitter) if jitter else 0.0
+    return max(0.0, base * (1.0 + spread))
+
+
+def after_run_ended(conn: Connection, run_id: uuid.UUID, pipeline_id: uuid.UUID, *, succeeded: bool,
+                    cause: str = ERROR, error: str | None = None) -> bool:
+    """Call after the run's row says SUCCESS or FAILED and the pipeline's status has moved on.
+    Returns whether a retry was queued."""
+    retry_follows = False
+    if succeeded:
+        conn.execute(text("UPDATE etl_pipelines SET consecutive_failures = 0 WHERE id = :p"), {"p": pipeline_id})
+    elif cause != CANCELLED:
+        retry_follows = _queue_retry(conn, run_id, pipeline_id, cause)
+    # The alerts (run.failed only when no retry follows, run.recovered), in this transaction.
+    _alerts("run_finished", conn, pipeline_id=pipeline_id, run_id=run_id, succeeded=succeeded, error=error,
+            cancelled=cause == CANCELLED, retry_follows=retry_follows)
+    if not succeeded and cause != CANCELLED and not retry_follows:
+        _count_final_failure(conn, run_id, pipeline_id, error)
+    if succeeded:
+        dependencies.record_success(conn, pipeline_id, run_id)
+    # Upstream successes that arrived while this pipeline was busy: its run may start now.
+    dependencies.queue_if_ready(conn, pipeline_id)
+    return retry_follows
+
+
+def _queue_retry(conn: Connection, run_id: uuid.UUID, pipeline_id: uuid.UUID, cause: str) -> bool:
+    if cause != ERROR:
+        return False
+    policy = conn.execute(
+        text(
+            """
+            SELECT r.attempt, p.max_retries, p.retry_initial_delay_s, p.retry_backoff_factor,
+                   p.retry_max_delay_s, p.retry_jitter, p.status, p.enabled
+            FROM etl_pipeline_runs r JOIN etl_pipelines p ON p.id = r.pipeline_id
+            WHERE r.id = :run FOR UPDATE OF p
+            """
+        ),
+        {"run": run_id},
+    ).one()
+    if policy.attempt > policy.max_retries or policy.status == "PAUSED" or not policy.enabled:
+        return False
+    delay_s = backoff_delay_s(policy.attempt, policy.retry_initial_delay_s, policy.retry_backoff_factor,
+                              policy.retry_max_delay_s, policy.retry_jitter)
+    retry_id = uuid.uuid4()
+    conn.execute(
+        text(
+            """
+            INSERT INTO etl_pipeline_runs (id, pipeline_id, status, rows_read, rows_written, trigger,
+                                           attempt, retry_of, not_before)
+            VALUES (:id, :p, 'RUNNING', 0, 0, 'retry', :attempt, :of,
+                    clock_timestamp() + make_interval(secs => :delay))
+            """
+        ),
+        {"id": retry_id, "p": pipeline_id, "attempt": policy.attempt + 1, "of": run_id, "delay": delay_s},
+    )
+    log.info("run %s failed (attempt %s of %s): retry %s in %.2f s", run_id, policy.attempt,
+             policy.max_retries + 1, retry_id, delay_s)
+    return True
+
+
+def _count_final_failure(conn: Connection, run_id: uuid.UUID, pipeline_id: uuid.UUID, error: str | None) -> None:
+    row = conn.execute(
+        text(
+            """
+            UPDATE etl_pipelines SET consecutive_failures = consecutive_failures + 1
+            WHERE id = :p RETURNING consecutive_failures, auto_pause_after_failures, status
+            """
+        ),
+        {"p": pipeline_id},
+    ).one()
+    limit = row.auto_pause_after_failures
+    if limit is None or row.consecutive_failures < limit or row.status == "PAUSED":
+        return
+    # The pause service's effect (status PAUSED); the count starts again, so a resumed pipeline gets
+    # `limit` more chances before it is paused again.
+    conn.execute(
+        text("UPDATE etl_pipelines SET status = 'PAUSED', consecutive_failures = 0, updated_at = now() WHERE id = :p"),
+        {"p": pipeline_id},
+    )
+    log.warning("pipeline %s auto-paused after %s consecutive failed runs", pipeline_id, row.consecutive_failures)
+    _alerts("emit", conn, "pipeline.auto_paused", pipeline_id=pipeline_id, run_id=run_id,
+            error=f"paused after {row.consecutive_failures} consecutive failed runs; last error: {error}")
+
+
+def _alerts(function: str, *args, **kwargs) -> None:
+    """Call services/alert_events (which writes the outbox with plain SQL on this Connection)."""
+    try:
+        from . import alert_events
+    except ImportError:  # a build without alerting: the run's row still says it all
+        return
+    getattr(alert_events, function)(*args, **kwargs)
