@@ -9,7 +9,9 @@ Recorded in the process where things happen:
 
 Read from the database at scrape time, so they are true for all runners on all hosts:
 - `etl_runs_active` (runs RUNNING now), `etl_runners_alive` (runners heartbeated within the lease),
-  `etl_database_up`.
+  `etl_database_up`, `etl_alert_deliveries_pending`, `etl_alert_deliveries_failed`, and
+  `etl_pipeline_stale{pipeline}` (pipelines with a freshness limit: 1 when past it).
+- `etl_alert_delivery_failures_total` counts, in the sending process, deliveries given up on.
 
 Several processes: set PROMETHEUS_MULTIPROC_DIR to an empty directory before the processes start
 (gunicorn.conf.py does it for its workers when unset) and every process that shares the directory
@@ -59,6 +61,10 @@ def _metrics() -> SimpleNamespace:
         runs_reaped=Counter(
             "etl_runs_reaped_total", "Runs marked FAILED because their worker stopped heartbeating (worker lost)"
         ),
+        alert_failures=Counter(
+            "etl_alert_delivery_failures_total",
+            "Alert deliveries given up on (FAILED after ETL_ALERT_MAX_AGE_S of retries), by this process's sender",
+        ),
         http_latency=Histogram(
             "etl_http_request_duration_seconds",
             "HTTP request latency in the app (time in Flask, per URL rule)",
@@ -87,6 +93,13 @@ def runs_reaped(count: int) -> None:
             log.debug("could not record reaped runs", exc_info=True)
 
 
+def alert_delivery_failed() -> None:
+    try:
+        _metrics().alert_failures.inc()
+    except Exception:  # noqa: BLE001
+        log.debug("could not record a failed alert delivery", exc_info=True)
+
+
 # exposition -----------------------------------------------------------------------------------------
 class DatabaseCollector:
     """Gauges read from the metadata database at scrape time (bounded by a 2 s statement timeout)."""
@@ -112,6 +125,12 @@ class DatabaseCollector:
                     text("SELECT count(*) FROM etl_runners WHERE heartbeat_at > now() - make_interval(secs => :lease)"),
                     {"lease": self.lease_s},
                 ).scalar_one()
+                deliveries = dict(conn.execute(text(
+                    "SELECT status, count(*) FROM etl_alert_outbox WHERE status IN ('PENDING', 'SENDING', 'FAILED') "
+                    "GROUP BY status")).all())
+                from .services.freshness import stale_pipelines
+
+                stale = stale_pipelines(conn)
         except Exception:  # noqa: BLE001 - a scrape must answer even when the database does not
             up.add_metric([], 0)
             yield up
@@ -122,6 +141,15 @@ class DatabaseCollector:
         yield GaugeMetricFamily(
             "etl_runners_alive", "Runners that heartbeated within ETL_RUN_LEASE_S", value=runners
         )
+        yield GaugeMetricFamily("etl_alert_deliveries_pending", "Alert deliveries not yet delivered nor given up on",
+                                value=deliveries.get("PENDING", 0) + deliveries.get("SENDING", 0))
+        yield GaugeMetricFamily("etl_alert_deliveries_failed", "Alert deliveries given up on (in the outbox now)",
+                                value=deliveries.get("FAILED", 0))
+        stale_family = GaugeMetricFamily("etl_pipeline_stale", "1 when a pipeline with a freshness limit is past it",
+                                         labels=["pipeline"])
+        for name, is_stale in stale:
+            stale_family.add_metric([name], 1 if is_stale else 0)
+        yield stale_family
 
 
 def process_registry():

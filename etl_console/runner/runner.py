@@ -24,6 +24,7 @@ from ..config import Config
 from ..db.engine import Database
 from ..services import audit, schedules
 from . import queries
+from .alert_sender import AlertSender
 from .execute import RunExecution
 from .wakeup import QueuedRunListener
 
@@ -31,9 +32,9 @@ log = logging.getLogger(__name__)
 
 # A pause waits this long for a batch boundary before the source query is interrupted.
 PAUSE_GRACE_S = 1.0
-
 # How often a runner asks whether the audit log's daily prune is due (the database answers once a day).
 AUDIT_PRUNE_CHECK_S = 600.0
+
 
 @dataclass
 class ActiveRun:
@@ -78,10 +79,11 @@ class Runner:
         self._stopping = threading.Event()
         self._loop_thread: threading.Thread | None = None
         self._listener: QueuedRunListener | None = None
+        self._alerts: AlertSender | None = None  # delivers the alert outbox, on its own thread and connections
         self._last_claim = self._last_reap = self._last_presence = self._last_schedule = 0.0
+        self._last_audit_prune = 0.0
 
     # lifecycle -----------------------------------------------------------------------------
-        self._last_audit_prune = 0.0
     def start(self) -> "Runner":
         if self._loop_thread is None:
             self._loop_thread = threading.Thread(target=self._loop, name="etl-runner", daemon=True)
@@ -90,6 +92,9 @@ class Runner:
 
             if self.config.listen:
                 self._listener = QueuedRunListener(libpq_dsn(self.database.url), self.wake, self._stopping).start()
+            if self.only_run is None:
+                self._alerts = AlertSender(self.database.unpooled_engine(), self.config, self.worker_id,
+                                           self._stopping).start()
             log.info("runner %s started", self.worker_id)
         return self
 
@@ -113,6 +118,9 @@ class Runner:
             self._loop_thread.join(max(0.0, deadline - time.monotonic()))
         if self._listener is not None:
             self._listener.join(max(0.0, deadline - time.monotonic()))
+        if self._alerts is not None:
+            self._alerts.join(max(0.0, deadline - time.monotonic()))
+            self._alerts.engine.dispose()
         try:
             with self.engine.begin() as conn:
                 conn.execute(text("DELETE FROM etl_runners WHERE worker_id = :w"), {"w": self.worker_id})
@@ -156,6 +164,9 @@ class Runner:
             self._last_schedule = now
             if self.only_run is None:
                 self.fire_schedules()
+        if now - self._last_audit_prune >= AUDIT_PRUNE_CHECK_S and self.only_run is None:
+            self._last_audit_prune = now
+            self.prune_audit_log()
         if now - self._last_claim >= self.config.poll_s:
             self._last_claim = now
             self._claim_all()
@@ -164,22 +175,11 @@ class Runner:
         """Queue runs for due cron ticks; the claim in the database makes each tick fire once."""
         with Session(self.engine) as session:
             fired = schedules.fire_due(session)
-        if now - self._last_audit_prune >= AUDIT_PRUNE_CHECK_S and self.only_run is None:
-            self._last_audit_prune = now
-            self.prune_audit_log()
         for pipeline_id in fired:
             log.info("schedule fired a run of pipeline %s", pipeline_id)
         if fired:
             self._wake.set()
         return fired
-
-    def reap(self) -> int:
-        with self.engine.begin() as conn:
-            lost = queries.reap_lost_runs(conn, self.config.run_lease_s)
-        metrics.runs_reaped(len(lost))
-        for run_id in lost:
-            log.warning("run %s reaped: worker lost", run_id)
-        return len(lost)
 
     def prune_audit_log(self) -> int | None:
         """The audit log's daily retention prune; the database lets one runner a day do it."""
@@ -189,6 +189,14 @@ class Runner:
             log.info("audit log pruned: %d entries older than %d days removed", removed,
                      self.config.audit_retention_days)
         return removed
+
+    def reap(self) -> int:
+        with self.engine.begin() as conn:
+            lost = queries.reap_lost_runs(conn, self.config.run_lease_s)
+        metrics.runs_reaped(len(lost))
+        for run_id in lost:
+            log.warning("run %s reaped: worker lost", run_id)
+        return len(lost)
 
     def _heartbeat(self) -> None:
         with self._lock:
@@ -241,3 +249,5 @@ class Runner:
                 self._threads.pop(execution.active.run_id, None)
             self._slots.release()
             self._wake.set()  # a slot is free: claim what waits
+            if self._alerts is not None:
+                self._alerts.wake()  # the run's end may have queued an alert
