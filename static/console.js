@@ -47,6 +47,31 @@
     toast(message);
   });
 
+  // Bulk selection: a row htmx swaps in (a live progress update, its own Run or Pause) keeps its
+  // tick; the header box ticks every row on the page; a new list (a filter) starts with none.
+  var selected = {};
+  function remember(box) {
+    if (box.checked) { selected[box.value] = true; } else { delete selected[box.value]; }
+  }
+  document.addEventListener("change", function (event) {
+    var box = event.target;
+    if (box.classList && box.classList.contains("row-select")) {
+      remember(box);
+    } else if (box.id === "select-page") {
+      document.querySelectorAll("#pipeline-table .row-select").forEach(function (row) {
+        row.checked = box.checked;
+        remember(row);
+      });
+    }
+  });
+  document.addEventListener("htmx:load", function (event) {
+    var elt = event.detail.elt;
+    if (!elt || !elt.querySelectorAll) { return; }
+    if (elt.id === "pipeline-table") { selected = {}; return; }
+    var boxes = elt.matches(".row-select") ? [elt] : elt.querySelectorAll(".row-select");
+    boxes.forEach(function (box) { if (selected[box.value]) { box.checked = true; } });
+  });
+
   document.addEventListener("htmx:sendError", function () {
     toast("The server did not answer. Check the connection; live updates resume when it is back.");
   });

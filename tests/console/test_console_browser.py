@@ -90,7 +90,7 @@ def test_run_and_pause_from_the_list(page, create_pipeline, artifacts, client):
     page.goto("/")
     slow_row = page.locator("tr", has=page.get_by_role("link", name="slow_one"))
     page.get_by_role("button", name="Run slow_one").click()
-    expect(slow_row.locator("td").nth(1)).to_have_text("Running")
+    expect(slow_row.locator("td.status")).to_have_text("Running")
     expect(page.get_by_role("button", name="Run slow_one")).to_be_disabled()
     # The list's poller refreshes the running row with rows so far, rate and elapsed time.
     progress = slow_row.locator(".progress")
@@ -98,7 +98,7 @@ def test_run_and_pause_from_the_list(page, create_pipeline, artifacts, client):
     page.screenshot(path=os.path.join(artifacts, "console-list-running.png"), full_page=True)
 
     page.get_by_role("button", name="Pause slow_one").click()
-    expect(slow_row.locator("td").nth(1)).to_have_text("Paused")
+    expect(slow_row.locator("td.status")).to_have_text("Paused")
     # The run stops at its next batch boundary; the row shows how it ended and stops polling.
     last_run = slow_row.locator("td.last-run")
     expect(last_run.locator(".badge")).to_have_text("Failed", timeout=10_000)
@@ -107,7 +107,7 @@ def test_run_and_pause_from_the_list(page, create_pipeline, artifacts, client):
     expect(page.get_by_role("button", name="Pause slow_one")).to_be_disabled()
     expect(page.get_by_role("button", name="Run slow_one")).to_be_enabled()
     # The other row was never touched.
-    expect(page.locator("tr", has=page.get_by_role("link", name="quiet_neighbour")).locator("td").nth(1)).to_have_text("Idle")
+    expect(page.locator("tr", has=page.get_by_role("link", name="quiet_neighbour")).locator("td.status")).to_have_text("Idle")
 
 
 def test_failed_run_shows_its_error_in_full(page, create_pipeline, artifacts):

@@ -23,7 +23,7 @@ def test_htmx_console_works_under_the_policy(page, create_pipeline, sql):
     page.goto("/")
     page.get_by_role("button", name="Pause framed_not").click()
     row = page.locator("#pipeline-table tr", has_text="framed_not")
-    expect(row.locator("td").nth(1)).to_have_text("Paused")  # htmx swapped the row: a same-origin POST passed
+    expect(row.locator("td.status")).to_have_text("Paused")  # htmx swapped the row: a same-origin POST passed
     assert sql("SELECT status FROM etl_pipelines WHERE name = 'framed_not'") == [("PAUSED",)]
     assert complaints == []
 
