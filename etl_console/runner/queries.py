@@ -291,7 +291,10 @@ def finish_run(
             """
             UPDATE etl_pipeline_runs
             SET status = :status, finished_at = clock_timestamp(), rows_read = :rows_read,
-                rows_written = :rows_written, error_message = :error, details = CAST(:details AS jsonb)
+                rows_written = :rows_written, error_message = :error,
+                -- what queued the run (services/dependencies.py) stays; the rest is the run's report
+                details = coalesce(CAST(:details AS jsonb), '{}')
+                          || jsonb_strip_nulls(jsonb_build_object('triggered_by', details -> 'triggered_by'))
             WHERE id = :id AND worker_id = :worker AND status = 'RUNNING'
             RETURNING id
             """
@@ -337,7 +340,7 @@ def reap_lost_runs(conn: Connection, lease_s: float) -> list[uuid.UUID]:
                         || ' (lease ' || CAST(:lease AS text) || ' s); the target keeps its previous contents'
                 WHERE status = 'RUNNING' AND worker_id IS NOT NULL
                   AND heartbeat_at < now() - make_interval(secs => :lease)
-                RETURNING id, pipeline_id
+                RETURNING id, pipeline_id, error_message
             ), moved AS (
                 UPDATE etl_pipelines p
                 SET status = CASE WHEN p.status = 'PAUSED' THEN 'PAUSED' ELSE 'FAILED' END, updated_at = now()

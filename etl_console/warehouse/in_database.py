@@ -169,7 +169,11 @@ def fill_shadow(
     exact row count. `target` is a connection of the warehouse's service login that may commit."""
     cursor = target.cursor()
     role = sql.Identifier(source_user)
-    cursor.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(sql.Identifier(SHADOW_SCHEMA), role))
+    # Concurrent GRANTs on one schema fail with "tuple concurrently updated": grant once, under a lock.
+    cursor.execute("SELECT has_schema_privilege(%s, %s, 'USAGE')", (source_user, SHADOW_SCHEMA))
+    if not cursor.fetchone()[0]:
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtext('etl_console shadow schema grant'))")
+        cursor.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(sql.Identifier(SHADOW_SCHEMA), role))
     cursor.execute(sql.SQL("GRANT INSERT ON {} TO {}").format(shadow.identifier, role))
     row_bytes = bytes_per_row(cursor, target_table)
     target.commit()
