@@ -13,6 +13,9 @@ def init_console(app) -> None:
     from .connections import bp as connections_bp
 
     app.register_blueprint(connections_bp)
+    from .audit_page import bp as audit_bp
+
+    app.register_blueprint(audit_bp)
     app.jinja_env.filters.update(FILTERS)
     app.jinja_env.globals["can_operate"] = can_operate
     app.jinja_env.globals["pipeline_href"] = pipeline_href

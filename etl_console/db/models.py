@@ -375,6 +375,7 @@ class AuditEntry(Base):
     __table_args__ = (
         Index("ix_etl_audit_log_at", text("at DESC"), text("id DESC")),
         Index("ix_etl_audit_log_object", "object_id", text("at DESC"), text("id DESC")),
+        Index("ix_etl_audit_log_object_name", "object_name", text("at DESC"), text("id DESC")),
         Index("ix_etl_audit_log_actor", "actor", text("at DESC"), text("id DESC")),
         Index("ix_etl_audit_log_action", "action", text("at DESC"), text("id DESC")),
     )

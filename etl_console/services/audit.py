@@ -162,7 +162,9 @@ def list_entries(
     ending in '.' ('pipeline.' = every pipeline action); `before` is the keyset cursor (at, id) of
     the last row already seen."""
     query = select(AuditEntry)
-    if object:
+    if object and _as_uuid(object):
+        query = query.where(AuditEntry.object_id == _as_uuid(object))  # an id: one index, no name match
+    elif object:
         query = query.where((AuditEntry.object_id == object) | (AuditEntry.object_name == object))
     if actor:
         query = query.where(AuditEntry.actor == actor)
@@ -177,6 +179,13 @@ def list_entries(
     if before is not None:
         query = query.where(tuple_(AuditEntry.at, AuditEntry.id) < tuple_(*before))
     return list(session.scalars(query.order_by(AuditEntry.at.desc(), AuditEntry.id.desc()).limit(limit)))
+
+
+def _as_uuid(value: str) -> str | None:
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        return None
 
 
 # retention --------------------------------------------------------------------------------------

@@ -73,6 +73,8 @@ def upgrade() -> None:
     # Pages are newest first by (at, id); filters narrow by object, actor or action.
     op.create_index("ix_etl_audit_log_at", "etl_audit_log", [sa.text("at DESC"), sa.text("id DESC")])
     op.create_index("ix_etl_audit_log_object", "etl_audit_log", ["object_id", sa.text("at DESC"), sa.text("id DESC")])
+    op.create_index("ix_etl_audit_log_object_name", "etl_audit_log",
+                    ["object_name", sa.text("at DESC"), sa.text("id DESC")])
     op.create_index("ix_etl_audit_log_actor", "etl_audit_log", ["actor", sa.text("at DESC"), sa.text("id DESC")])
     op.create_index("ix_etl_audit_log_action", "etl_audit_log", ["action", sa.text("at DESC"), sa.text("id DESC")])
     op.execute(GUARD_FUNCTION)
