@@ -182,11 +182,12 @@ def main() -> None:
 
     from etl_console import create_app
     from etl_console.db.engine import libpq_dsn
+    from etl_console.db.migrate import upgrade
 
     url = fresh_database(server_url(args))
     dsn = libpq_dsn(url)
-    app = create_app({"database_url": url, "runner": "off", "START_RUNNER": False, "secret_key": "bench",
-                      "log_level": "WARNING"})
+    app = create_app({"database_url": url, "runner": "off", "secret_key": "bench", "log_level": "WARNING"})
+    upgrade(app.extensions["etl"].database.engine)
     logging.getLogger().setLevel(logging.WARNING)
     try:
         big, seed_s = seed(dsn, args.pipelines, args.runs)

@@ -91,6 +91,8 @@ def main() -> None:
     from etl_console.db.embedded import start_embedded
     from etl_console.db.engine import libpq_dsn
     from etl_console.warehouse.demo import load_demo_data
+    from etl_console.db.migrate import upgrade
+    from etl_console.serving import start_runner_thread
     from etl_console.warehouse.reconcile_streams import reconcile_streams
 
     url = start_embedded(args.data_dir)
@@ -108,8 +110,9 @@ def main() -> None:
         apps[load_path] = create_app({
             "database_url": url, "runner": "thread", "load_path": load_path, "poll_s": 0.1, "heartbeat_s": 0.2,
             "reconcile_after_run": False, "data_dir": args.data_dir, "secret_key": "bench",
-            "START_RUNNER": load_path == "auto",
         })
+    upgrade(apps["auto"].extensions["etl"].database.engine)
+    start_runner_thread(apps["auto"])
     client = apps["auto"].test_client()
     pipelines = {}
     for name, source_url in variants.items():

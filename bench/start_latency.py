@@ -66,9 +66,12 @@ def measure(app, pipeline_id: str, runs: int) -> list[float]:
 
 def run_case(url: str, name: str, *, in_process: bool, listen: bool, runs: int) -> list[float]:
     from etl_console import create_app
+    from etl_console.serving import start_runner_thread
 
     settings = dict(database_url=url, reconcile_after_run=False, poll_s=1.0, heartbeat_s=0.5, listen=listen)
-    app = create_app({**settings, "START_RUNNER": in_process})
+    app = create_app(settings)
+    if in_process:
+        start_runner_thread(app)
     worker = None
     if not in_process:
         env = dict(os.environ, ETL_DATABASE_URL=url, ETL_RECONCILE_AFTER_RUN="false", ETL_POLL_S="1",

@@ -1,7 +1,10 @@
-"""The application factory. Nothing happens at import time; create_app does it all."""
+"""The application factory: create_app builds the app and registers its parts, and does nothing else.
+
+No connection, no server start, no migration, no file, no thread: the database is resolved on first
+use (db.engine.LazyDatabase), the generated secret key on first signature, and the processes that
+serve (etl_console.serving.web_process_app) check the schema and start a runner thread themselves."""
 from __future__ import annotations
 
-import atexit
 import json
 import logging
 import threading
@@ -17,8 +20,7 @@ from flask_wtf.csrf import CSRFProtect
 
 from .config import Config
 from .local_secrets import local_secret
-from .db.engine import Database
-from .db.migrate import upgrade
+from .db.engine import LazyDatabase
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +80,18 @@ class EtlFlask(Flask):
                 pass
         return wrapped
 
+    @property
+    def secret_key(self):
+        """ETL_SECRET_KEY, or the data directory's generated one, created on first use (not by create_app)."""
+        key = self.config.get("SECRET_KEY")
+        if key is None and "etl" in self.extensions:
+            key = self.config["SECRET_KEY"] = local_secret(self.extensions["etl"].config.data_dir, "secret_key")
+        return key
+
+    @secret_key.setter
+    def secret_key(self, value) -> None:
+        self.config["SECRET_KEY"] = value
+
     def raise_routing_exception(self, request):
         redirect = request.routing_exception
         if isinstance(redirect, RequestRedirect) and request.path.startswith("/api/"):
@@ -88,20 +102,18 @@ class EtlFlask(Flask):
 @dataclass
 class EtlState:
     config: Config
-    database: Database
-    runner: Any = None
+    database: LazyDatabase
+    runner: Any = None  # a runner thread, started by the serving process (never by create_app)
     reconcile_slots: threading.Semaphore | None = None  # bounds reconcile-now per process
     source_check: Any = None  # SourcePrivilegeCheck: is user SQL running as a least-privilege login?
 
 
 def create_app(overrides: dict[str, Any] | None = None) -> Flask:
-    overrides = dict(overrides or {})
-    start_runner = overrides.pop("START_RUNNER", None)
-    config = Config.from_env(**overrides)
+    config = Config.from_env(**dict(overrides or {}))
     app = EtlFlask("etl_console", template_folder=_asset_dir("templates"), static_folder=_asset_dir("static"))
     app.json = ContractJSONProvider(app)
     app.config.update(
-        SECRET_KEY=config.secret_key or local_secret(config.data_dir, "secret_key"),
+        SECRET_KEY=config.secret_key,  # None: EtlFlask.secret_key generates one on first use
         API_TITLE="etl-console",
         API_VERSION="v1",
         OPENAPI_VERSION="3.0.3",
@@ -110,7 +122,6 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
         OPENAPI_SWAGGER_UI_PATH="/docs",
         OPENAPI_SWAGGER_UI_URL="/static/vendor/swagger-ui/",
         MAX_CONTENT_LENGTH=config.max_body_bytes,
-        JSON_SORT_KEYS=False,
         PROVIDE_AUTOMATIC_OPTIONS=False,  # FastAPI answers OPTIONS with 405 (no CORS configured)
         WTF_CSRF_TIME_LIMIT=None,  # console CSRF tokens live as long as the session: no stale tabs after an hour
     )
@@ -119,8 +130,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
 
     init_logging(app, config)  # first: every later hook and log line sees the request id
 
-    database = Database.connect(config)
-    upgrade(database.engine)
+    database = LazyDatabase(config)
     from .db.source_login import SourcePrivilegeCheck
 
     state = EtlState(
@@ -152,10 +162,4 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
         if (blueprint.url_prefix or "").startswith("/api/"):
             csrf.exempt(blueprint)
     app.teardown_appcontext(close_db_session)
-
-    if start_runner if start_runner is not None else config.runner == "thread":
-        from .runner.runner import Runner
-
-        state.runner = Runner(database, config, name="web").start()
-        atexit.register(state.runner.stop)
     return app

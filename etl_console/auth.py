@@ -383,7 +383,7 @@ def _login_limiter(app, login_blueprint):
         key_func=_client_network,
         app=app,
         storage_uri=f"{STORAGE_SCHEME}://",
-        storage_options={"engine": app.extensions["etl"].database.engine},
+        storage_options={"database": app.extensions["etl"].database},
         strategy="fixed-window",
         key_prefix="etl-console",
     )

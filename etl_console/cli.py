@@ -23,6 +23,20 @@ def main() -> None:
 
 
 def _database(config: Config):
+    """The metadata database at this version's schema; a command that needs it refuses otherwise
+    (only `db upgrade` and `serve` migrate)."""
+    from .db.engine import Database
+    from .db.migrate import SchemaBehind, require_current_schema
+
+    database = Database.connect(config)
+    try:
+        require_current_schema(database.engine)
+    except SchemaBehind as behind:
+        raise click.ClickException(str(behind)) from None
+    return database
+
+
+def _migrated_database(config: Config):
     from .db.engine import Database
     from .db.migrate import upgrade
 
@@ -119,7 +133,7 @@ def serve(host: str, port: int, with_demo: bool, workers: int, threads: int) -> 
 
     if refusal := check_bind(host, config):  # open (no auth) only on loopback
         raise click.UsageError(refusal)
-    database = _database(config)
+    database = _migrated_database(config)  # once, here, before the workers fork
     if with_demo:
         from .services.demo import ensure_demo
         from .warehouse.demo import DemoRefused
@@ -196,16 +210,7 @@ def run_command(name_or_id: str, wait: bool) -> None:
     from .services.errors import PipelineNotFound
 
     config = Config.from_env()
-    # Alembic reports every migration step at INFO: not this command's output, which is the run's.
-    import logging
-
-    alembic_log = logging.getLogger("alembic")
-    alembic_level = alembic_log.level
-    alembic_log.setLevel(logging.WARNING)
-    try:
-        database = _database(config)
-    finally:
-        alembic_log.setLevel(alembic_level)
+    database = _database(config)
     with database.sessions() as session:
         try:
             pipeline = pipelines.find_pipeline(session, name_or_id)

@@ -1,6 +1,7 @@
 """gunicorn, started from `etl-console serve` with the same settings gunicorn.conf.py documents."""
 from __future__ import annotations
 
+import atexit
 import socket
 import sys
 
@@ -17,9 +18,32 @@ class _EtlGunicorn(BaseApplication):
             self.cfg.set(key, value)
 
     def load(self):
-        from . import create_app
+        return web_process_app()
 
-        return create_app()
+
+def web_process_app():
+    """The app a serving process runs (a gunicorn worker, wsgi.py): create_app, then what serving
+    needs and create_app must not do: refuse a schema this code does not match, and start the runner
+    thread when ETL_RUNNER=thread. Migrating is `serve`'s job, once, before the workers fork."""
+    from . import create_app
+    from .db.migrate import require_current_schema
+
+    app = create_app()
+    state = app.extensions["etl"]
+    require_current_schema(state.database.engine)
+    if state.config.runner == "thread":
+        start_runner_thread(app)
+    return app
+
+
+def start_runner_thread(app, name: str = "web"):
+    """A runner inside this web process, stopped at exit."""
+    from .runner.runner import Runner
+
+    state = app.extensions["etl"]
+    state.runner = Runner(state.database, state.config, name=name).start()
+    atexit.register(state.runner.stop)
+    return state.runner
 
 
 def listener_addresses(listeners) -> list[str]:

@@ -27,8 +27,12 @@ class ConsoleSession(SecureCookieSession):
 class ServerSideSessionInterface(SecureCookieSessionInterface):
     session_class = ConsoleSession
 
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+    def __init__(self, database) -> None:
+        self._database = database  # read at each use: the app's database connects on first request
+
+    @property
+    def engine(self) -> Engine:
+        return self._database.engine
 
     def get_cookie_secure(self, app) -> bool:
         """Secure whenever the request came over TLS (ProxyFix applies X-Forwarded-Proto)."""

@@ -18,6 +18,8 @@ from sqlalchemy.engine import make_url
 
 from etl_console import create_app
 from etl_console.db.engine import libpq_dsn, sqlalchemy_url
+from etl_console.db.migrate import upgrade
+from etl_console.serving import start_runner_thread
 from etl_console.db.source_login import DEFAULT_LOGIN, login_url, provision_source_login
 from etl_console.warehouse.demo import load_demo_data
 
@@ -59,6 +61,7 @@ def database_url(server_url) -> str:
     with admin.cursor() as cur:
         cur.execute(f'CREATE DATABASE "{name}"')
     url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    migrate(url)  # once per session, as `etl-console db upgrade` would; create_app never migrates
     load_demo_data(libpq_dsn(url), DEMO_FILMS, DEMO_RATINGS)
     # User SQL runs as the least-privilege login, in this process (Config) and in every subprocess.
     previous = os.environ.get("ETL_SOURCE_URL")
@@ -71,6 +74,17 @@ def database_url(server_url) -> str:
     with admin.cursor() as cur:
         cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     admin.close()
+
+
+def migrate(database_url: str) -> None:
+    from sqlalchemy import create_engine
+    from sqlalchemy.pool import NullPool
+
+    engine = create_engine(sqlalchemy_url(database_url), poolclass=NullPool)
+    try:
+        upgrade(engine)
+    finally:
+        engine.dispose()
 
 
 def provision_test_source_login(database_url: str) -> str:
@@ -99,6 +113,9 @@ def dsn(database_url) -> str:
 
 
 def make_app(database_url: str, **overrides):
+    """create_app, plus a runner thread as a serving process with ETL_RUNNER=thread would start
+    (START_RUNNER=False: none; the test plays the runners or needs none)."""
+    start_runner = overrides.pop("START_RUNNER", True)
     settings = {
         "database_url": database_url,
         "runner": "thread",
@@ -110,7 +127,10 @@ def make_app(database_url: str, **overrides):
         "TESTING": True,
     }
     settings.update(overrides)
-    return create_app(settings)
+    app = create_app(settings)
+    if start_runner and app.extensions["etl"].config.runner == "thread":
+        start_runner_thread(app)
+    return app
 
 
 @pytest.fixture

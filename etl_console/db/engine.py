@@ -1,6 +1,7 @@
 """Engines and sessions. Nothing connects until asked."""
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 
 from sqlalchemy import Engine, create_engine
@@ -91,3 +92,33 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+class LazyDatabase:
+    """A Database that connects (starting the embedded server if that is the default) on first use.
+
+    create_app builds one and does no I/O: the first request, runner or command that needs the
+    database resolves it, once per process."""
+
+    def __init__(self, config: Config) -> None:
+        self._config = config
+        self._database: Database | None = None
+        self._lock = threading.Lock()
+
+    def resolve(self) -> Database:
+        if self._database is None:
+            with self._lock:
+                if self._database is None:
+                    self._database = Database.connect(self._config)
+        return self._database
+
+    @property
+    def connected(self) -> bool:
+        return self._database is not None
+
+    def __getattr__(self, name: str):
+        return getattr(self.resolve(), name)
+
+    def dispose(self) -> None:
+        if self._database is not None:
+            self._database.dispose()

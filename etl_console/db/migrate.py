@@ -1,4 +1,5 @@
-"""Alembic, driven from code: `etl-console db upgrade` and `serve` call upgrade()."""
+"""Alembic, driven from code. Only `etl-console db upgrade`, `demo` and `serve` (once, before its
+workers fork) migrate; every other process checks the revision with require_current_schema()."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -18,6 +19,27 @@ def alembic_config(connection) -> AlembicConfig:
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.attributes["connection"] = connection
     return cfg
+
+
+class SchemaBehind(RuntimeError):
+    """The metadata database is not at this version's revision; the message says what to run."""
+
+
+def require_current_schema(engine: Engine) -> None:
+    """For processes that must not migrate (web workers, `worker`, `run`, `demo`): refuse to start on
+    a schema other than this code's, instead of failing on the first query that needs it. Quietly:
+    a check, unlike a migration, has nothing to report."""
+    from alembic.script import ScriptDirectory
+
+    expected = ScriptDirectory(str(MIGRATIONS)).get_current_head()
+    with engine.connect() as connection:
+        has_version = connection.execute(text("SELECT to_regclass('alembic_version') IS NOT NULL")).scalar()
+        current = connection.execute(text("SELECT version_num FROM alembic_version")).scalar() if has_version else None
+    if current != expected:
+        raise SchemaBehind(
+            f"the metadata database is at revision {current or 'none (empty)'}, this version needs {expected}: "
+            "run `etl-console db upgrade` (or `etl-console serve`, which migrates before it starts)"
+        )
 
 
 class MigrationLockTimeout(RuntimeError):

@@ -23,15 +23,20 @@ _counter = LoginThrottleCounter.__table__
 
 
 class PostgresCounterStorage(Storage):
-    """`etl-postgresql://` in limits' registry; the engine is passed as the `engine` option."""
+    """`etl-postgresql://` in limits' registry; the metadata database is passed as the `database`
+    option (anything with an `.engine`, read at each use: the app's database connects lazily)."""
 
     STORAGE_SCHEME = [STORAGE_SCHEME]
 
-    def __init__(self, uri: str | None = None, wrap_exceptions: bool = False, engine: Engine | None = None, **options):
-        if engine is None:
-            raise ValueError("PostgresCounterStorage needs the metadata database's engine (engine=...)")
-        self.engine = engine
+    def __init__(self, uri: str | None = None, wrap_exceptions: bool = False, database=None, **options):
+        if database is None:
+            raise ValueError("PostgresCounterStorage needs the metadata database (database=...)")
+        self._database = database
         super().__init__(uri, wrap_exceptions=wrap_exceptions, **options)
+
+    @property
+    def engine(self) -> Engine:
+        return self._database.engine
 
     @property
     def base_exceptions(self) -> type[Exception]:

