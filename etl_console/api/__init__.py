@@ -24,8 +24,8 @@ class Api(flask_smorest.Api):
 
 def init_api(app) -> Api:
     from .audit import blp as audit_blp
-    from .alerts import blp as alerts_blp
     from .checks import blp as checks_blp
+    from .config import blp as config_blp
     from .connections import blp as connections_blp
     from .pipeline_settings import blp as settings_blp
     from .health import blp as health_blp
@@ -42,7 +42,7 @@ def init_api(app) -> Api:
     api.register_blueprint(connections_blp)
     api.register_blueprint(settings_blp)
     api.register_blueprint(tasks_blp)
-    api.register_blueprint(alerts_blp)
     api.register_blueprint(flow_blp)
     api.register_blueprint(audit_blp)
+    api.register_blueprint(config_blp)
     return api
