@@ -68,6 +68,33 @@ def test_a_list_page_of_500_pipelines_is_two_queries(app, client, sql):
     assert len(filtered) == LIST_QUERIES
 
 
+def test_a_deep_list_page_reads_the_name_index_from_its_cursor(app, client, sql):
+    """5,000 pipelines: page 60 costs what page 1 does, the same two statements, and the page
+    statement walks the unique index on name from the cursor (no sort of every pipeline)."""
+    sql(
+        """
+        INSERT INTO etl_pipelines (id, name, type, mode, enabled, status, target_table, batch_size, source_query)
+        SELECT gen_random_uuid(), 'deep_' || lpad(i::text, 5, '0'), 'SQL', 'full', true, 'IDLE',
+               'analytics.film_dim', 1000, 'SELECT id AS film_id, title, rating FROM content.film_work'
+        FROM generate_series(1, 5000) AS i
+        """
+    )
+    sql("ANALYZE etl_pipelines")
+    with counting_queries(app, with_parameters=True) as deep:
+        html = client.get("/?after=deep_03000").get_data(as_text=True)
+    assert len(deep) == LIST_QUERIES, deep
+    assert re.findall(r'<td class="name"><a href="[^"]+">([^<]+)<', html) == [f"deep_{i:05d}" for i in range(3001, 3051)]
+    page_statement = next(s for s in deep if "LATERAL" in s[0])
+    raw = app.extensions["etl"].database.engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        cursor.execute("EXPLAIN (FORMAT JSON) " + page_statement[0], page_statement[1])
+        plan = json.dumps(cursor.fetchone()[0])
+    finally:
+        raw.close()
+    assert "etl_pipelines_name_key" in plan and '"Node Type": "Sort"' not in plan, plan
+
+
 def test_pipeline_page_with_100k_runs_is_a_few_queries_on_any_page(app, client, sql, create_pipeline):
     pipeline = create_pipeline(name="hundred_k")
     seed_runs(sql, pipeline["id"], 100_000)
