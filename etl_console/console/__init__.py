@@ -16,6 +16,9 @@ def init_console(app) -> None:
     from .audit_page import bp as audit_bp
 
     app.register_blueprint(audit_bp)
+    from .alerts_page import bp as alerts_bp
+
+    app.register_blueprint(alerts_bp)
     app.jinja_env.filters.update(FILTERS)
     app.jinja_env.globals["can_operate"] = can_operate
     app.jinja_env.globals["pipeline_href"] = pipeline_href

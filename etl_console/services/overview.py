@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, aliased
 
 from ..db.models import Pipeline, PipelineRun, PipelineStatus, RunStatus
 from .errors import PipelineNotFound
+from .freshness import stale_condition
 
 HISTORY_PAGE_SIZE = 50
 CHART_RUNS = 30
@@ -80,6 +81,7 @@ class PipelineSummary:
     target_table: str
     batch_size: int
     last_run: RunView | None
+    stale: bool = False  # past its freshness limit (services/freshness.py)
 
     @property
     def run_active(self) -> bool:
@@ -203,6 +205,7 @@ def _summary_query() -> Select:
             run.error_message.label("run_error_message"),
             run.worker_id.label("run_worker_id"),
             func.clock_timestamp().label("db_now"),
+            stale_condition().label("stale"),
         )
         .select_from(Pipeline)
         .outerjoin(newest, true())
@@ -239,6 +242,7 @@ def _summary(row) -> PipelineSummary:
         target_table=row.target_table,
         batch_size=row.batch_size,
         last_run=last_run,
+        stale=bool(row.stale),
     )
 
 
