@@ -43,3 +43,30 @@ def test_viewer_reads_without_buttons_and_operator_gets_them(client, app):
     login(client, "olga")
     page = client.get(f"/pipelines/{pipeline_id}").get_data(as_text=True)
     assert "Run guarded" in page and ">Edit<" in page and "olga" in page
+
+
+def test_bulk_actions_are_for_operators_and_their_message_survives_a_signed_in_session(client, app):
+    headers = {"Authorization": "Bearer " + "x" * 20}
+    created = client.post(
+        "/api/v1/pipelines/",
+        json={"name": "bulk_guarded", "target_table": "analytics.film_dim", "source_query": "SELECT 1"},
+        headers=headers,
+    )
+    pipeline_id = created.get_json()["id"]
+
+    login(client, "victor")
+    listing = client.get("/").get_data(as_text=True)
+    assert "Pause selected" not in listing and 'class="row-select"' not in listing
+    token = re.search(r'name="csrf_token" value="([^"]+)"', listing).group(1)
+    refused = client.post("/pipelines/bulk/pause", data={"csrf_token": token, "ids": [pipeline_id]})
+    assert refused.status_code == 403
+    assert client.get(f"/api/v1/pipelines/{pipeline_id}", headers=headers).get_json()["status"] == "IDLE"
+
+    client.post("/auth/logout", data={"csrf_token": token})
+    login(client, "olga")
+    listing = client.get("/").get_data(as_text=True)
+    assert "Pause selected" in listing and 'aria-label="Select bulk_guarded"' in listing
+    token = re.search(r'name="csrf_token" value="([^"]+)"', listing).group(1)
+    done = client.post("/pipelines/bulk/pause", data={"csrf_token": token, "ids": [pipeline_id]}, follow_redirects=True)
+    assert "Pause selected: 1 paused." in done.get_data(as_text=True)
+    assert client.get(f"/api/v1/pipelines/{pipeline_id}", headers=headers).get_json()["status"] == "PAUSED"
