@@ -24,15 +24,6 @@ MAX_CURSOR_LENGTH = 255  # a pipeline name's length
 _TRUE = ("1", "on", "true", "yes")
 
 
-def stale_filter_available() -> bool:
-    """The 'stale' filter needs services/freshness.py (freshness alerts); without it it is hidden."""
-    try:
-        from ..services.freshness import stale_condition  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def _filters(args) -> pipeline_list.ListFilters:
     status = args.get("status", "")
     return pipeline_list.ListFilters(
@@ -40,7 +31,7 @@ def _filters(args) -> pipeline_list.ListFilters:
         target_table=args.get("target", "").strip()[:MAX_CURSOR_LENGTH] or None,
         name=args.get("q", "").strip() or None,
         failing=args.get("failing", "").lower() in _TRUE,
-        stale=args.get("stale", "").lower() in _TRUE and stale_filter_available(),
+        stale=args.get("stale", "").lower() in _TRUE,
     )
 
 
@@ -104,7 +95,6 @@ def pipelines():
         "default_limit": pipeline_list.DEFAULT_PAGE_SIZE,
         "statuses": overview.STATUSES,
         "targets": allowed_targets(),
-        "stale_available": stale_filter_available(),
         # A count's link: the same filters with that status (None: any status), from the first page.
         "status_url": lambda status: flask.url_for(".pipelines", **_query_args(replace(filters, status=status), limit)),
         "next_url": list_url(after=page.next_after) if page.next_after else None,

@@ -14,6 +14,7 @@ from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.orm import Session
 
 from ..db.models import Pipeline, PipelineRun, RunStatus
+from .freshness import stale_condition
 from .overview import STATUSES, PipelineSummary, _escape_like, _summary, _summary_query
 
 DEFAULT_PAGE_SIZE = 50
@@ -110,8 +111,6 @@ def _conditions(filters: ListFilters) -> list[ColumnElement[bool]]:
     if filters.failing:
         conditions.append(_newest_run_status() == RunStatus.FAILED)
     if filters.stale:
-        from .freshness import stale_condition
-
         conditions.append(stale_condition())
     return conditions
 
