@@ -206,12 +206,12 @@ def run_command(name_or_id: str, wait: bool) -> None:
     """Start a run of the pipeline NAME_OR_ID."""
     from .db.models import RunStatus
     from .runner.runner import Runner
-    from .services import pipelines, runs
+    from .services import audit, pipelines, runs
     from .services.errors import PipelineNotFound
 
     config = Config.from_env()
     database = _database(config)
-    with database.sessions() as session:
+    with database.sessions() as session, audit.acting_as(audit.command_line_actor()):
         try:
             pipeline = pipelines.find_pipeline(session, name_or_id)
         except PipelineNotFound:

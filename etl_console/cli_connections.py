@@ -90,7 +90,8 @@ def rotate_key() -> None:
                 for connection in rows:
                     connection.password_token = box.rotate(connection.password_token)
                     audit.record(session, "connection.rotate", object_type="connection", object_id=connection.id,
-                                 object_name=connection.name, after={"encrypted_with": "the first key of ETL_CONNECTION_KEY"})
+                                 object_name=connection.name, after={"encrypted_with": "the first key of ETL_CONNECTION_KEY"},
+                                 actor=audit.command_line_actor())
             except SecretKeyMismatch as error:
                 raise click.ClickException(f"connection {connection.name}: {error}; nothing was changed") from None
             session.commit()

@@ -79,6 +79,8 @@ def test_run_wait_succeeds_with_progress_and_fails_with_exit_code(app, create_pi
     assert "SUCCESS: 5,000 rows written" in result.stdout
     assert "rows/s" in result.stderr
     assert sql("SELECT count(*) FROM analytics.film_dim") == [(5000,)]
+    # The audit log names the command line's user as who started it.
+    assert [row[0][:4] for row in sql("SELECT actor FROM etl_audit_log WHERE action = 'pipeline.run'")] == ["cli:"]
 
     create_pipeline(name="cli_bad", source_query="SELECT 1/(i-2) AS film_id FROM generate_series(1, 3) i")
     result = etl_console("run", good["id"].replace(good["id"], "cli_bad"), "--wait", database_url=database_url)

@@ -63,6 +63,8 @@ def test_rotate_key_moves_passwords_to_the_new_key(database_url, connections, sq
     assert rotated.returncode == 0 and "2 password(s)" in rotated.stdout, rotated.stderr
     after = sql("SELECT name, password_token FROM etl_connections ORDER BY name")
     assert all(bytes(a[1]) != bytes(b[1]) for a, b in zip(after, before))
+    audited = sql("SELECT actor, actor_kind FROM etl_audit_log WHERE action = 'connection.rotate'")
+    assert len(audited) == 2 and all(actor.startswith("cli:") and kind == "system" for actor, kind in audited)
     # Only the new key now: the passwords still open.
     assert Fernet(new_key.encode()).decrypt(bytes(after[0][1])).decode() == PASSWORD
     good = etl_console("connections", "test", "good", database_url=database_url, ETL_CONNECTION_KEY=new_key)

@@ -50,6 +50,17 @@ _current_actor: contextvars.ContextVar[Actor | None] = contextvars.ContextVar("e
 enabled = True
 
 
+def command_line_actor() -> Actor:
+    """Who runs an `etl-console` command: the operating-system user, as 'cli:<user>'."""
+    import getpass
+
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a container's arbitrary user)
+        user = "unknown"
+    return Actor(f"cli:{user}", "system")
+
+
 def current_actor() -> Actor:
     return _current_actor.get() or SYSTEM
 
