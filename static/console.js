@@ -72,6 +72,12 @@
     boxes.forEach(function (box) { if (selected[box.value]) { box.checked = true; } });
   });
 
+  // Export downloads what the list shows: its filters change the URL through htmx, so follow them.
+  document.addEventListener("htmx:pushedIntoHistory", function () {
+    var link = document.getElementById("export-link");
+    if (link) { link.href = link.getAttribute("data-base") + window.location.search; }
+  });
+
   document.addEventListener("htmx:sendError", function () {
     toast("The server did not answer. Check the connection; live updates resume when it is back.");
   });
