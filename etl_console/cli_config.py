@@ -95,8 +95,6 @@ def apply(file, prune: bool, yes: bool) -> None:
     """Apply FILE ('-' for stdin) in one transaction: all of it or, on any refusal, nothing.
     Refused while a pipeline it would change or delete is RUNNING. Shows the plan first and asks
     for confirmation unless --yes."""
-    import getpass
-
     from .services import audit
     from .services import config as config_service
     from .services.errors import DomainError
@@ -116,7 +114,7 @@ def apply(file, prune: bool, yes: bool) -> None:
                 raise click.ClickException("not applied: confirm with --yes when not at a terminal")
             click.confirm("Apply these changes?", abort=True)
         try:
-            with audit.acting_as(audit.Actor(f"etl-console apply ({getpass.getuser()})", "system")):
+            with audit.acting_as(audit.command_line_actor()):
                 result = config_service.apply(database.engine, text, context, prune=prune)
         except DomainError as error:
             raise _refusal(error) from None
