@@ -124,13 +124,17 @@ def _run_succeeded(session, *, pipeline_id, run_id) -> None:
     session.execute(
         text("UPDATE etl_pipelines SET last_success_at = (SELECT finished_at FROM etl_pipeline_runs WHERE id = :run) "
              "WHERE id = :pipeline"), {"run": run_id, "pipeline": pipeline_id})
+    # Recovered: the run before this one (cancels aside) failed, and this run is not its retry (a
+    # failure that was retried never alerted run.failed, so its retry's success is no recovery).
     previous = session.execute(
-        text("SELECT status FROM etl_pipeline_runs WHERE pipeline_id = :pipeline AND id <> :run "
-             "AND finished_at IS NOT NULL AND coalesce(error_message, '') NOT LIKE :cancel "
-             "ORDER BY started_at DESC, id DESC LIMIT 1"),
+        text("SELECT prev.status, prev.id = this.retry_of AS retried FROM etl_pipeline_runs this, "
+             "LATERAL (SELECT id, status FROM etl_pipeline_runs WHERE pipeline_id = :pipeline AND id <> :run "
+             "         AND finished_at IS NOT NULL AND coalesce(error_message, '') NOT LIKE :cancel "
+             "         ORDER BY started_at DESC, id DESC LIMIT 1) prev "
+             "WHERE this.id = :run"),
         {"pipeline": pipeline_id, "run": run_id, "cancel": _CANCEL_PREFIX + "%"},
-    ).scalar()
-    if previous == "FAILED":
+    ).one_or_none()
+    if previous is not None and previous.status == "FAILED" and not previous.retried:
         emit(session, RUN_RECOVERED, pipeline_id=pipeline_id, run_id=run_id)
     freshness.restore_if_breached(session, pipeline_id, run_id=run_id)
 

@@ -123,3 +123,22 @@ def test_first_success_after_failures_is_a_recovery_and_a_cancel_is_not_a_failur
     finish("SUCCESS")
     assert [(row[0], row[1]) for row in outbox(sql)] == [
         ("run.failed", f"run.failed:{failed}"), ("run.recovered", f"run.recovered:{recovered}")]
+
+
+def test_the_success_of_a_retry_is_no_recovery(engine, create_pipeline, sql):
+    """A failure that was retried never alerted run.failed; its retry's success recovers nothing."""
+    pipeline = create_pipeline()
+    subscribe(sql, pipeline["id"], ["run.failed", "run.recovered"])
+    failed, retry = str(uuid.uuid4()), str(uuid.uuid4())
+    sql("INSERT INTO etl_pipeline_runs (id, pipeline_id, status, started_at, finished_at, error_message, rows_read,"
+        " rows_written, trigger) VALUES (%s, %s, 'FAILED', clock_timestamp(), clock_timestamp(), 'boom', 0, 0, 'manual')",
+        (failed, pipeline["id"]))
+    with Session(engine) as session, session.begin():
+        alert_events.run_finished(session, pipeline_id=pipeline["id"], run_id=failed, succeeded=False, error="boom",
+                                  retry_follows=True)
+    sql("INSERT INTO etl_pipeline_runs (id, pipeline_id, status, started_at, finished_at, rows_read, rows_written,"
+        " trigger, attempt, retry_of) VALUES (%s, %s, 'SUCCESS', clock_timestamp(), clock_timestamp(), 0, 0, 'retry',"
+        " 2, %s)", (retry, pipeline["id"], failed))
+    with Session(engine) as session, session.begin():
+        alert_events.run_finished(session, pipeline_id=pipeline["id"], run_id=retry, succeeded=True)
+    assert outbox(sql) == []
