@@ -56,6 +56,8 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         at, entry_id = raw.split("|")
+        if not 0 < int(entry_id) < 2**63:  # a bigint, or PostgreSQL would refuse the comparison
+            raise ValueError(entry_id)
         return datetime.fromisoformat(at), int(entry_id)
     except (ValueError, UnicodeDecodeError):
         raise RequestValidationFailed(

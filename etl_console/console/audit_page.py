@@ -62,6 +62,8 @@ def _encode_cursor(entry: AuditEntry) -> str:
 def _decode_cursor(value: str) -> tuple[datetime, int]:
     raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
     at, entry_id = raw.split("|")
+    if not 0 < int(entry_id) < 2**63:  # a bigint, or PostgreSQL would refuse the comparison
+        raise ValueError(entry_id)
     return datetime.fromisoformat(at), int(entry_id)
 
 
@@ -75,6 +77,8 @@ def _parse_since(value: str) -> datetime:
 def audit_log():
     args = flask.request.args
     filters = {name: args.get(name, "").strip() for name in FILTERS}
+    if any("\x00" in value for value in filters.values()):
+        flask.abort(400)  # PostgreSQL text cannot hold NUL: no such entry could match
     error, bad_since = None, False
     try:
         since = _parse_since(filters["since"]) if filters["since"] else None

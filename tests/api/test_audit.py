@@ -2,6 +2,8 @@
 refused change leaves none; secrets never reach it; keyset pages, newest first."""
 from __future__ import annotations
 
+import base64
+
 import pytest
 
 from tests.api.conftest import body_of, detail_of
@@ -132,6 +134,8 @@ def test_pages_newest_first_with_a_next_link_and_filters(client):
     with_actor = client.get(f"{AUDIT}?limit=1&actor=bob", headers=as_(VIEWER))
     assert "actor=bob" in with_actor.headers["Link"]  # the filters follow the cursor
     assert detail_of(client.get(f"{AUDIT}?cursor=nonsense", headers=as_(VIEWER)), 422)[0]["loc"] == ["query", "cursor"]
+    huge = base64.urlsafe_b64encode(b"2026-01-01T00:00:00+00:00|99999999999999999999").decode()
+    assert detail_of(client.get(f"{AUDIT}?cursor={huge}", headers=as_(VIEWER)), 422)[0]["loc"] == ["query", "cursor"]
     assert detail_of(client.get(f"{AUDIT}?since=yesterday", headers=as_(VIEWER)), 422)[0]["loc"] == ["query", "since"]
     assert detail_of(client.get(f"{AUDIT}?limit=0", headers=as_(VIEWER)), 422)[0]["loc"] == ["query", "limit"]
     detail_of(client.get(AUDIT), 401)

@@ -97,6 +97,7 @@ def test_the_audit_page_filters_and_the_pipeline_page_shows_its_history(client, 
     assert "deploy-bot" not in text(client.get("/audit", query_string={"actor": "olga"}))
     bad = client.get("/audit", query_string={"since": "last tuesday"})
     assert bad.status_code == 400 and "is not a time" in text(bad)
+    assert client.get("/audit", query_string={"object": "a\x00b"}).status_code == 400
 
     pipeline_page = text(client.get(f"/pipelines/{alpha}"))
     start = pipeline_page.index('<section id="audit-history"')
