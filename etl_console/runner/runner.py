@@ -81,7 +81,9 @@ class Runner:
         self._listener: QueuedRunListener | None = None
         self._alerts: AlertSender | None = None  # delivers the alert outbox, on its own thread and connections
         self._last_claim = self._last_reap = self._last_presence = self._last_schedule = 0.0
-        self._last_audit_prune = 0.0
+        # The first prune check comes a period after start: a process that lives a few seconds (a
+        # test, `run --wait`) leaves the audit log alone.
+        self._last_audit_prune = time.monotonic()
 
     # lifecycle -----------------------------------------------------------------------------
     def start(self) -> "Runner":
