@@ -152,3 +152,17 @@ def test_with_auth_off_the_actor_is_anonymous(database_url, clean_database):
             ("pipeline.pause", "anonymous", "anonymous"), ("pipeline.create", "anonymous", "anonymous")]
     finally:
         app.extensions["etl"].database.dispose()
+
+
+def test_token_names_are_parsed_and_a_trailing_equals_is_part_of_the_token():
+    import hashlib
+
+    from etl_console.auth import AuthSettings, parse_tokens
+
+    base64_token = "QUJDREVGR0hJSktMTU5PUFFSU1RVVg=="  # ends in '=': not a name
+    entries = parse_tokens(f"ci={ALICE}:operator,{base64_token}:viewer")
+    settings = AuthSettings(entries)
+    assert settings.token_identity(ALICE) == ("operator", "ci")
+    fingerprint = hashlib.sha256(base64_token.encode()).hexdigest()[:8]
+    assert settings.token_identity(base64_token) == ("viewer", f"token-{fingerprint}")
+    assert settings.token_identity("ci=" + ALICE) is None  # the name is not part of the token
