@@ -130,3 +130,44 @@ def test_freshness_breach_and_restore_are_delivered_once_each(app, client, creat
         assert [e["event"] for e in receiver.events()] == ["freshness.breached", "freshness.restored"]
         assert body_of(client.get(f"/api/v1/pipelines/{pipeline['id']}/alerts"), 200)["stale"] is False
 
+
+
+def test_a_pipeline_failing_through_its_retries_alerts_once_then_auto_pauses(client, create_pipeline):
+    pipeline = create_pipeline(source_query=FAILING_QUERY)
+    with Receiver() as receiver:
+        subscribe(client, pipeline["id"], receiver.url)
+        body_of(client.put(f"/api/v1/pipelines/{pipeline['id']}/retries", json={
+            "max_retries": 2, "retry_initial_delay_s": 0.05, "retry_max_delay_s": 0.1, "retry_jitter": 0,
+            "auto_pause_after_failures": 1}), 200)
+        assert client.post(f"/api/v1/pipelines/{pipeline['id']}/run").status_code == 200
+        wait_for(lambda: {e["event"] for e in receiver.events()} == {"run.failed", "pipeline.auto_paused"},
+                 timeout=60, message="the final failure and the auto-pause alerts")
+        runs = body_of(client.get(f"/api/v1/pipelines/{pipeline['id']}/runs"), 200)
+        assert [run["status"] for run in runs] == ["FAILED"] * 3  # the run and its two retries
+        (failed,) = receiver.events("run.failed")
+        assert failed["run"]["id"] == runs[0]["id"]  # the last attempt's failure, alerted once
+        assert receiver.events("pipeline.auto_paused")[0]["pipeline"]["status"] == "PAUSED"
+        assert all(record["signed"] for record in receiver.attempts)
+
+
+@pytest.mark.parametrize("app_overrides", [{"alert_max_age_s": 0.5, "alert_backoff_initial_s": 0.05,
+                                            "alert_poll_s": 0.1, "alert_connect_timeout_s": 0.5}])
+def test_a_delivery_nobody_accepts_fails_after_the_max_age(client, create_pipeline, app_overrides):
+    failures_before = _failures_total(client)
+    pipeline = create_pipeline(source_query=FAILING_QUERY)
+    subscribe(client, pipeline["id"], "http://127.0.0.1:9/nobody-listens")
+    assert run(client, pipeline["id"])["status"] == "FAILED"
+    (delivery,) = wait_for(lambda: body_of(client.get("/api/v1/alert-deliveries?status=FAILED"), 200), timeout=30,
+                           message="the delivery to give up")
+    assert delivery["attempts"] >= 2 and delivery["last_http_status"] is None
+    assert "Connection" in delivery["last_error"] or "refused" in delivery["last_error"]
+    assert _failures_total(client) == failures_before + 1
+    assert "etl_alert_deliveries_failed 1.0" in client.get("/metrics").get_data(as_text=True)
+
+
+def _failures_total(client) -> float:
+    """This process's counter (other tests in the session may have counted before)."""
+    for line in client.get("/metrics").get_data(as_text=True).splitlines():
+        if line.startswith("etl_alert_delivery_failures_total "):
+            return float(line.split()[1])
+    return 0.0
