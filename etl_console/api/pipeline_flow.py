@@ -97,16 +97,6 @@ class LineageSchema(ma.Schema):
     edges = ma.fields.List(ma.fields.Nested(LineageEdgeSchema))
 
 
-def _audit(action: str, pipeline_id, after: dict) -> None:
-    from ..services import audit
-    from ..services.pipelines import get_pipeline
-
-    session = db_session()
-    pipeline = get_pipeline(session, pipeline_id)
-    audit.record(session, action, object_type="pipeline", object_id=pipeline.id, object_name=pipeline.name,
-                 after=after)
-
-
 @blp.route("/<pipeline_id>/retries")
 class Retries(MethodView):
     @blp.response(200, RetryPolicyOutSchema)
@@ -124,7 +114,6 @@ class Retries(MethodView):
         """Set the retry policy: retry n waits min(max_delay, initial × factor^(n-1)) × (1 ± jitter) s"""
         session = db_session()
         policy = retry_service.set_policy(session, pipeline_id, body)
-        _audit("pipeline.retries.put", pipeline_id, {k: policy[k] for k in retry_service.POLICY_FIELDS})
         session.commit()
         return policy
 
@@ -148,7 +137,6 @@ class Upstreams(MethodView):
         """Replace the upstream pipelines; refused with the cycle named when they would form one"""
         session = db_session()
         result = dependency_service.set_upstreams(session, pipeline_id, body["upstreams"])
-        _audit("pipeline.upstreams.put", pipeline_id, {"upstreams": [u["name"] for u in result["upstreams"]]})
         session.commit()
         return result
 

@@ -354,5 +354,6 @@ def _check_pending(run: dict) -> bool:
 
 from . import checks_panel  # noqa: E402,F401 - its routes join this blueprint
 from . import tasks_panel  # noqa: E402,F401 - its routes join this blueprint
+from . import flow_panel  # noqa: E402,F401 - its routes join this blueprint
 from . import list_page  # noqa: E402,F401 - its routes join this blueprint
 from . import config_export  # noqa: E402,F401 - its route joins this blueprint

@@ -123,12 +123,18 @@ def set_upstreams(session: Session, pipeline_id: uuid.UUID, refs: list[str]) -> 
         if path is not None:
             raise DependencyCycle([*_names(session, path), pipeline.name])
     existing = set(session.scalars(select(PipelineUpstream.upstream_id).where(PipelineUpstream.pipeline_id == pipeline.id)))
+    before = [p.name for p in upstreams_of(session, pipeline.id)]
     for gone in existing - set(wanted):
         session.execute(text("DELETE FROM etl_pipeline_upstreams WHERE pipeline_id = :p AND upstream_id = :u"),
                         {"p": pipeline.id, "u": gone})
     for new in set(wanted) - existing:
         session.add(PipelineUpstream(pipeline_id=pipeline.id, upstream_id=new))
     session.flush()
+    from . import audit
+
+    audit.record(session, "pipeline.upstreams.put", object_type="pipeline", object_id=pipeline.id,
+                 object_name=pipeline.name, before={"upstreams": before},
+                 after={"upstreams": sorted(p.name for p in wanted.values())})
     return get_upstreams(session, pipeline.id)
 
 

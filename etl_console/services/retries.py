@@ -35,11 +35,16 @@ def get_policy(session: Session, pipeline_id: uuid.UUID) -> dict[str, Any]:
 def set_policy(session: Session, pipeline_id: uuid.UUID, values: dict[str, Any]) -> dict[str, Any]:
     """Replace the policy (fields left out keep their value). Applies to the next failure; a retry
     already waiting keeps its time. The caller commits."""
+    from . import audit
+
     pipeline = get_pipeline(session, pipeline_id, for_update=True)
+    before = {name: getattr(pipeline, name) for name in POLICY_FIELDS}
     for name in POLICY_FIELDS:
         if name in values:
             setattr(pipeline, name, values[name])
     session.flush()
+    audit.record(session, "pipeline.retries.put", object_type="pipeline", object_id=pipeline.id,
+                 object_name=pipeline.name, before=before, after={name: getattr(pipeline, name) for name in POLICY_FIELDS})
     return get_policy(session, pipeline.id)
 
 

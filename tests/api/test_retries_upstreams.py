@@ -74,3 +74,14 @@ def test_openapi_documents_the_new_endpoints(client):
     paths = client.get("/api/v1/openapi.json").get_json()["paths"]
     for suffix in ("retries", "upstreams", "lineage"):
         assert f"/api/v1/pipelines/{{pipeline_id}}/{suffix}" in paths
+
+
+def test_changes_are_audited(client, create_pipeline, sql):
+    a, b = create_pipeline(name="audited_a"), create_pipeline(name="audited_b")
+    body_of(client.put(f"{BASE}/{b['id']}/retries", json={"max_retries": 2}), 200)
+    _upstreams(client, b, ["audited_a"])
+    rows = sql("SELECT action, before, after FROM etl_audit_log WHERE object_id = %s AND action LIKE 'pipeline.%%.put' "
+               "ORDER BY id", (b["id"],))
+    assert [row[0] for row in rows] == ["pipeline.retries.put", "pipeline.upstreams.put"]
+    assert rows[0][1]["max_retries"] == 0 and rows[0][2]["max_retries"] == 2
+    assert rows[1][1] == {"upstreams": []} and rows[1][2] == {"upstreams": ["audited_a"]}
