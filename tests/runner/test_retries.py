@@ -149,3 +149,34 @@ def test_auto_pause_after_consecutive_failures_alerts_once(client, create_pipeli
     assert len(runs) == 4 and all(run["status"] == "FAILED" for run in runs)  # two runs, each retried once
     assert [kind for kind, _ in _alerted(sql, pipeline["id"])] == ["run.failed", "run.failed", "pipeline.auto_paused"]
     assert client.get(f"{BASE}/{pipeline['id']}/retries").get_json()["consecutive_failures"] == 0
+
+
+def test_a_run_whose_worker_was_lost_is_retried(app, client, create_pipeline, sql):
+    from etl_console.runner.queries import claim_run
+    from etl_console.runner.runner import Runner
+
+    state = app.extensions["etl"]
+    state.runner.stop()  # a ghost worker claims the run, then dies
+    state.runner = None
+    pipeline = create_pipeline()
+    _policy(client, pipeline["id"], max_retries=1, retry_initial_delay_s=0.2, retry_jitter=0)
+    client.post(f"{BASE}/{pipeline['id']}/run")
+    ghost = Runner(state.database, state.config, name="ghost")
+    try:
+        with ghost.engine.begin() as conn:
+            lost = claim_run(conn, ghost.worker_id)
+        sql("UPDATE etl_pipeline_runs SET heartbeat_at = now() - interval '1 hour' WHERE id = %s", (str(lost.run_id),))
+        assert ghost.reap() == 1
+    finally:
+        ghost.engine.dispose()
+    retry = _detail(client, pipeline["id"], client.get(f"{BASE}/{pipeline['id']}/retries").get_json()
+                    ["pending_retry"]["run_id"])
+    assert retry["retry_of"] == str(lost.run_id) and retry["attempt"] == 2
+    assert "Worker lost" in _detail(client, pipeline["id"], str(lost.run_id))["error_message"]
+
+    runner = Runner(state.database, state.config).start()
+    try:
+        run = finished_run(client, pipeline["id"], timeout=60, message="the retry to run")
+    finally:
+        runner.stop(timeout=10)
+    assert run["id"] == retry["id"] and run["status"] == "SUCCESS"
