@@ -94,8 +94,8 @@ def record(
     after: dict | None = None,
     actor: Actor | None = None,
 ) -> None:
-    """Add one audit row to `session`'s transaction (flushed now; committed or rolled back with
-    the change). `before`/`after` are plain dicts of the object's configuration; secrets in them
+    """Add one audit row to `session`'s transaction (sent now; committed or rolled back with the
+    change). `before`/`after` are plain dicts of the object's configuration; secrets in them
     (keys like password, secret, token) are replaced by "***" here, so callers may pass them whole.
 
     action: '<object>.<verb>', e.g. 'pipeline.patch', 'connection.delete', 'alert_channel.create',
@@ -106,20 +106,22 @@ def record(
     from ..logs import request_id_var
 
     who = actor or current_actor()
-    session.execute(
-        insert(AuditEntry).values(
-            actor=who.name,
-            actor_kind=who.kind if who.kind in ACTOR_KINDS else "system",
-            client_addr=who.client_addr,
-            action=action,
-            object_type=object_type,
-            object_id=None if object_id is None else str(object_id),
-            object_name=object_name,
-            before=redact(before),
-            after=redact(after),
-            request_id=who.request_id or request_id_var.get(),
-        )
+    statement = insert(AuditEntry).values(
+        actor=who.name,
+        actor_kind=who.kind if who.kind in ACTOR_KINDS else "system",
+        client_addr=who.client_addr,
+        action=action,
+        object_type=object_type,
+        object_id=None if object_id is None else str(object_id),
+        object_name=object_name,
+        before=redact(before),
+        after=redact(after),
+        request_id=who.request_id or request_id_var.get(),
     )
+    # No autoflush: the change's own pending writes stay for the caller's flush or commit, where
+    # its error handling expects them (a unique name refused at commit is a 400, not a 500).
+    with session.no_autoflush:
+        session.execute(statement)
 
 
 def redact(value: Any) -> Any:

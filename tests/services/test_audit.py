@@ -117,3 +117,18 @@ def test_a_runner_prunes_daily_with_the_configured_retention(app, sql):
     finally:
         runner.engine.dispose()
     assert [row[0] for row in audit_rows(sql)] == ["kept", "system"]
+
+
+def test_a_change_that_fails_at_commit_leaves_no_row(app, client, create_pipeline, engine, sql, monkeypatch):
+    """The name check skipped, so the unique index refuses the rename only at COMMIT: after the
+    change and its audit row were both written in the transaction."""
+    from etl_console.services import pipelines
+    from etl_console.services.errors import NameTaken
+
+    create_pipeline(name="first")
+    second = create_pipeline(name="second")
+    monkeypatch.setattr(pipelines, "_check", lambda *args, **kwargs: None)
+    with Session(engine) as session, pytest.raises(NameTaken):
+        pipelines.update_pipeline(session, ["analytics.film_dim"], second["id"], {"name": "first"})
+    assert [row[2] for row in audit_rows(sql)] == ["pipeline.create", "pipeline.create"]
+    assert sql("SELECT name FROM etl_pipelines ORDER BY name") == [("first",), ("second",)]
