@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from datetime import datetime
+from datetime import datetime, timezone
 
 from sqlalchemy import select, tuple_
 from sqlalchemy.exc import IntegrityError
@@ -136,6 +136,9 @@ def _queue(session: Session, run: PipelineRun, target_limit: int) -> dict | None
     table's limit)."""
     if run.status != RunStatus.RUNNING or run.worker_id is not None:
         return None
+    if run.not_before is not None and run.not_before > datetime.now(timezone.utc):
+        return {"waiting_for": f"its retry backoff (attempt {run.attempt}, not before "
+                               f"{run.not_before.astimezone(timezone.utc).isoformat().replace('+00:00', 'Z')})"}
     from ..runner.queries import connection_queue, target_queue
 
     return connection_queue(session.connection(), run.id) or target_queue(session.connection(), run.id, target_limit)
