@@ -36,7 +36,7 @@ def pipelines(client):
 def test_export_edit_plan_apply_plan(database_url, pipelines, tmp_path, client):
     exported = etl_console("export", database_url=database_url)
     assert exported.returncode == 0, exported.stderr
-    assert exported.stdout.startswith("connections: []\npipelines:\n- batch_size: 100\n")
+    assert exported.stdout.startswith("alert_channels: []\nconnections: []\npipelines:\n- batch_size: 100\n")
     path = tmp_path / "etl.yaml"
     path.write_text(exported.stdout.replace("batch_size: 500", "batch_size: 250"))
 

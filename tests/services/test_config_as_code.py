@@ -10,6 +10,8 @@ from tests.conftest import FILM_DIM_QUERY, _truncate
 from tests.connection_helpers import connection_fields
 
 PASSWORD_ENV = "ETL_CONNECTION_PRODUCTION_PASSWORD"
+SECRET_ENV = "ETL_ALERT_CHANNEL_OPS_SECRET"
+WEBHOOK_SECRET = "webhook-secret-never-exported"
 RATINGS_QUERY = "SELECT film_id, avg(rating)::float AS avg_rating, count(*) AS ratings_count\nFROM ugc.ratings\nGROUP BY film_id"
 
 
@@ -26,7 +28,7 @@ def engine(app):
 @pytest.fixture
 def context(app, source_url):
     state = app.extensions["etl"]
-    environ = {PASSWORD_ENV: connection_fields(source_url)["password"]}
+    environ = {PASSWORD_ENV: connection_fields(source_url)["password"], SECRET_ENV: WEBHOOK_SECRET}
     return config_service.context_for(state.config, state.database, environ=environ)
 
 
@@ -37,7 +39,8 @@ def export(engine, names=None) -> str:
 
 @pytest.fixture
 def world(client, source_url):
-    """A connection (with a password), a scheduled, checked pipeline reading it, and a plain one."""
+    """A connection (with a password), an alert channel (with a secret), a scheduled, checked pipeline
+    reading the connection, alerting the channel, with retries; and a disabled one running after it."""
     connection = client.post("/api/v1/connections/", json={"name": "production", **connection_fields(source_url),
                                                            "max_concurrent_runs": 2})
     assert connection.status_code == 201, connection.get_data(as_text=True)
@@ -51,6 +54,16 @@ def world(client, source_url):
     second = client.post("/api/v1/pipelines/", json={
         "name": "ratings_full", "target_table": "analytics.film_rating_agg", "source_query": RATINGS_QUERY,
         "enabled": False}).get_json()
+    channel = client.post("/api/v1/alert-channels/", json={"name": "ops", "kind": "webhook",
+                                                          "url": "http://127.0.0.1:9/hook", "secret": WEBHOOK_SECRET})
+    assert channel.status_code == 201, channel.get_data(as_text=True)
+    for path, body in (("alerts", {"channels": [{"channel_id": channel.get_json()["id"],
+                                                 "events": ["run.recovered", "run.failed"]}], "freshness_minutes": 90}),
+                       ("retries", {"max_retries": 3, "retry_initial_delay_s": 5})):
+        response = client.put(f"/api/v1/pipelines/{first['id']}/{path}", json=body)
+        assert response.status_code == 200, response.get_data(as_text=True)
+    upstreams = client.put(f"/api/v1/pipelines/{second['id']}/upstreams", json={"upstreams": ["film_dim_full"]})
+    assert upstreams.status_code == 200, upstreams.get_data(as_text=True)
     return {"film_dim_full": first["id"], "ratings_full": second["id"]}
 
 
@@ -64,6 +77,14 @@ def test_export_is_sorted_block_style_without_ids_state_or_secrets(engine, world
     assert film["batch_size"] == 500 and film["schedule"] == "*/15 * * * *"
     assert film["source_connection"] == "production"
     assert film["checks"]["assertions"][0]["name"] == "rating range"
+    assert film["alerts"] == [{"channel": "ops", "events": ["run.failed", "run.recovered"]}]
+    assert (film["freshness_minutes"], film["max_retries"], film["retry_initial_delay_s"]) == (90, 3, 5.0)
+    assert "retry_jitter" not in film  # at its default
+    assert document["pipelines"][1]["upstreams"] == ["film_dim_full"]
+    (channel,) = document["alert_channels"]
+    assert channel == {"enabled": True, "kind": "webhook", "name": "ops", "secret_env": SECRET_ENV,
+                       "url": "http://127.0.0.1:9/hook"}
+    assert WEBHOOK_SECRET not in text
     assert "ratings_count\n" in document["pipelines"][1]["source_query"] and "source_query: |" in text
     for absent in ("id", "status", "watermark", "last_test", "password", world["film_dim_full"]):
         assert f"{absent}:" not in text and world["film_dim_full"] not in text
@@ -76,16 +97,16 @@ def test_export_is_sorted_block_style_without_ids_state_or_secrets(engine, world
 def test_round_trip_on_an_empty_database_is_byte_identical(engine, context, world, dsn):
     before = export(engine)
     _truncate(dsn)
-    assert export(engine) == "connections: []\npipelines: []\nversion: 1\n"
+    assert export(engine) == "alert_channels: []\nconnections: []\npipelines: []\nversion: 1\n"
     result = config_service.apply(engine, before, context)
-    assert result.summary() == {"create": 3, "update": 0, "delete": 0}
+    assert result.summary() == {"create": 4, "update": 0, "delete": 0}
     assert export(engine) == before
     again = config_service.apply(engine, before, context)  # the same file twice: nothing to do
     assert not again.has_changes
     assert not config_service.plan(engine, before, context).has_changes
 
 
-def test_plan_reports_field_changes_and_apply_makes_them(engine, context, world, client):
+def test_plan_reports_field_changes_and_apply_makes_them(engine, context, world, client, sql):
     text = export(engine).replace("batch_size: 500", "batch_size: 250").replace("*/15 * * * *", "0 * * * *")
     result = config_service.plan(engine, text, context)
     (change,) = result.changes
@@ -94,9 +115,41 @@ def test_plan_reports_field_changes_and_apply_makes_them(engine, context, world,
                                                                  ("schedule", "*/15 * * * *", "0 * * * *")]
     assert "batch_size: 500 -> 250" in result.render()
     assert client.get(f"/api/v1/pipelines/{world['film_dim_full']}").get_json()["batch_size"] == 500  # plan wrote nothing
+    audited_before = sql("SELECT count(*) FROM etl_audit_log")[0][0]
     config_service.apply(engine, text, context)
     assert client.get(f"/api/v1/pipelines/{world['film_dim_full']}").get_json()["batch_size"] == 250
     assert not config_service.plan(engine, text, context).has_changes
+    rows = sql("SELECT action, object_name, after FROM etl_audit_log ORDER BY id OFFSET %s", (audited_before,))
+    assert [(action, name) for action, name, _ in rows] == [
+        ("pipeline.patch", "film_dim_full"), ("pipeline.schedule.set", "film_dim_full"), ("config.apply", None)]
+    assert rows[-1][2]["summary"] == {"create": 0, "update": 1, "delete": 0}
+
+
+def test_plan_and_apply_of_alerts_retries_and_upstreams(engine, context, world, client):
+    document = yaml.safe_load(export(engine))
+    film, ratings = document["pipelines"]
+    film["alerts"] = [{"channel": "ops", "events": ["pipeline.auto_paused"]}]
+    film["retry_jitter"] = 0.5
+    del film["freshness_minutes"]
+    ratings["upstreams"] = []
+    text = yaml.safe_dump(document)
+    changes = {(c.name, f.field): (f.old, f.new) for c in config_service.plan(engine, text, context).changes
+               for f in c.fields}
+    assert changes == {
+        ("film_dim_full", "alerts"): ([{"channel": "ops", "events": ["run.failed", "run.recovered"]}],
+                                      [{"channel": "ops", "events": ["pipeline.auto_paused"]}]),
+        ("film_dim_full", "retry_jitter"): (0.1, 0.5),
+        ("film_dim_full", "freshness_minutes"): (90, None),
+        ("ratings_full", "upstreams"): (["film_dim_full"], []),
+    }
+    config_service.apply(engine, text, context)
+    assert not config_service.plan(engine, text, context).has_changes
+    assert client.get(f"/api/v1/pipelines/{world['ratings_full']}/upstreams").get_json()["upstreams"] == []
+    document["pipelines"][0]["upstreams"] = ["ratings_full"]
+    document["pipelines"][1]["upstreams"] = ["film_dim_full"]
+    with pytest.raises(config_service.ConfigRefused) as cycle:
+        config_service.apply(engine, yaml.safe_dump(document), context)
+    assert "ratings_full" in str(cycle.value) and "nothing was changed" in str(cycle.value)
 
 
 def test_a_document_with_one_invalid_pipeline_changes_nothing(engine, context, world):
@@ -147,6 +200,7 @@ def test_prune_deletes_only_what_the_file_does_not_name(engine, context, world, 
     names = [p["name"] for p in client.get("/api/v1/pipelines/").get_json()]
     assert names == ["film_dim_full"]
     assert [c["name"] for c in client.get("/api/v1/connections/").get_json()] == ["production"]
+    assert [c["name"] for c in client.get("/api/v1/alert-channels/").get_json()] == ["ops"]
 
 
 def test_a_running_pipeline_is_refused_and_nothing_changes(engine, context, world, client):
@@ -173,11 +227,12 @@ def test_python_tags_are_refused(engine, context, text):
 def test_a_connection_password_comes_from_its_variable_and_is_never_shown(engine, context, world, source_url):
     text = export(engine)
     changed = config_service.ConfigContext(context.allowed_targets, context.source_access, context.default_source_dsn,
-                                           {PASSWORD_ENV: "another-password"})
+                                           {PASSWORD_ENV: "another-password", SECRET_ENV: WEBHOOK_SECRET})
     result = config_service.plan(engine, text, changed)
     (change,) = result.changes
     assert [(f.field, f.old, f.new) for f in change.fields] == [("password", "set", f"changed (from ${PASSWORD_ENV})")]
     assert "another-password" not in result.render()
-    _truncate_connections_free = export(engine)
+    assert not config_service.plan(engine, text, context).has_changes  # the same secrets: nothing to do
     missing = config_service.ConfigContext(context.allowed_targets, context.source_access, context.default_source_dsn, {})
-    assert not config_service.plan(engine, _truncate_connections_free, missing).has_changes  # kept, with a warning
+    without = config_service.plan(engine, text, missing)
+    assert not without.has_changes and len(without.warnings) == 2  # kept, with a warning each

@@ -13,7 +13,7 @@ from ..schedules import validate as validate_schedule
 from ..sql_guard import check_source_query
 from . import yaml_io
 from .errors import ConfigDocumentInvalid
-from .registry import CONNECTIONS, KINDS, PIPELINES, Kind
+from .registry import KINDS, PIPELINES, Kind, normalise_alerts
 
 SECRET_SETTINGS = ("password",)  # shown as set / not set / changed, never as a value
 
@@ -142,6 +142,10 @@ def _service_checks(kind: Kind, item: dict, allowed_targets: tuple[str, ...]) ->
     check("checks", lambda: item.update(checks=check_service._validated({**check_service.DEFAULT_CHECKS,
                                                                           **item["checks"]})))
     item["tasks"] = [{"kind": task["kind"], "config": task.get("config") or {}} for task in item["tasks"]]
+    item["alerts"] = normalise_alerts(item["alerts"])
+    item["upstreams"] = sorted(set(item["upstreams"]))
+    if item["name"] in item["upstreams"]:
+        problems.append(("upstreams", "a pipeline cannot be its own upstream"))
     return problems
 
 
@@ -184,40 +188,45 @@ def diff(session: Session, desired: dict[str, dict[str, dict]], *, prune: bool, 
                 continue
             fields = [FieldChange(s.name, current[name][s.name], item[s.name])
                       for s in kind.diffed() if current[name][s.name] != item[s.name]]
-            if kind is CONNECTIONS:
-                fields += _password_change(session, name, item, context, warnings)
+            if kind.secret is not None:
+                fields += _secret_change(session, kind, name, item, context, warnings)
             if fields:
                 changes.append(Change(kind.label, name, "update", fields))
         if prune:
             deletes += [Change(kind.label, name, "delete") for name in current if name not in wanted]
     for change in changes:
-        if change.kind == "connection" and change.action == "create":
-            change.fields = [_secret_field(f) for f in change.fields]
+        secret = next(k.secret for k in KINDS if k.label == change.kind)
+        if secret is not None and change.action == "create":
+            change.fields = [_secret_field(secret, f) for f in change.fields]
     # Pipelines go before the connections they used.
     return Plan(changes + sorted(deletes, key=lambda c: c.kind != "pipeline"), warnings, desired)
 
 
-def _secret_field(item: FieldChange) -> FieldChange:
-    return FieldChange("password", None, f"from ${item.new}") if item.field == "password_env" else item
+def _secret_field(secret, item: FieldChange) -> FieldChange:
+    return FieldChange(secret.shown, None, f"from ${item.new}") if item.field == secret.env_setting else item
 
 
-def _password_change(session: Session, name: str, item: dict, context, warnings: list[str]) -> list[FieldChange]:
-    """Compared without being shown: the stored password (decrypted here only) with the variable's."""
+def _secret_change(session: Session, kind: Kind, name: str, item: dict, context, warnings: list[str]
+                   ) -> list[FieldChange]:
+    """Compared without being shown: the stored secret (decrypted here only) with the variable's value."""
     from sqlalchemy import select
 
-    from ...db.models import SourceConnection
+    from ...db.secret_box import SecretKeyMismatch
 
-    token = session.scalar(select(SourceConnection.password_token).where(SourceConnection.name == name))
-    variable, environ = item["password_env"], context.environ
+    secret = kind.secret
+    token = session.scalar(select(getattr(kind.model, secret.token_column)).where(kind.model.name == name))
+    variable, environ = item[secret.env_setting], context.environ
     if variable is None:
-        return [FieldChange("password", "set", "not set")] if token is not None else []
+        return [FieldChange(secret.shown, "set", "not set")] if token is not None else []
     if variable not in environ:
         if token is None:
-            return [FieldChange("password", "not set", f"from ${variable} (not set in this environment)")]
-        warnings.append(f"connection '{name}': ${variable} is not set here; its stored password is kept")
+            return [FieldChange(secret.shown, "not set", f"from ${variable} (not set in this environment)")]
+        warnings.append(f"{kind.label} '{name}': ${variable} is not set here; its stored {secret.shown} is kept")
         return []
     if token is None:
-        return [FieldChange("password", "not set", f"from ${variable}")]
-    if context.source_access is not None and context.source_access.box.decrypt(token) == environ[variable]:
-        return []
-    return [FieldChange("password", "set", f"changed (from ${variable})")]
+        return [FieldChange(secret.shown, "not set", f"from ${variable}")]
+    try:
+        same = context.source_access is not None and context.source_access.box.decrypt(token) == environ[variable]
+    except SecretKeyMismatch:
+        same = False
+    return [] if same else [FieldChange(secret.shown, "set", f"changed (from ${variable})")]

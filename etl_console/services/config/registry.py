@@ -7,14 +7,16 @@ normalised dicts a document is loaded into, so comparing them is comparing dicts
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ...db.models import Pipeline, SourceConnection
+from ...db.models import AlertChannel, Pipeline, PipelineAlert, SourceConnection
 from .. import checks as check_service
+from ..alert_events import EVENT_KINDS
+from ..dependencies import upstreams_of
 from ..tasks import task_list
 
 Reader = Callable[[Session, Any], Any]
@@ -51,6 +53,25 @@ def _checks(session: Session, pipeline: Pipeline) -> dict:
     return {key: stored[key] for key in check_service.DEFAULT_CHECKS}
 
 
+def _alerts(session: Session, pipeline: Pipeline) -> list[dict]:
+    rows = session.execute(
+        select(AlertChannel.name, PipelineAlert.events).join(AlertChannel, AlertChannel.id == PipelineAlert.channel_id)
+        .where(PipelineAlert.pipeline_id == pipeline.id).order_by(AlertChannel.name))
+    return [{"channel": name, "events": list(events)} for name, events in rows]
+
+
+def _upstreams(session: Session, pipeline: Pipeline) -> list[str]:
+    return sorted(upstream.name for upstream in upstreams_of(session, pipeline.id))
+
+
+def normalise_alerts(subscriptions: list[dict]) -> list[dict]:
+    """By channel name, each channel once, its events once each in the service's order."""
+    merged: dict[str, set[str]] = {}
+    for item in subscriptions:
+        merged.setdefault(item["channel"], set()).update(item["events"])
+    return [{"channel": name, "events": sorted(events, key=EVENT_KINDS.index)} for name, events in sorted(merged.items())]
+
+
 PIPELINE_SETTINGS: tuple[Setting, ...] = (
     Setting("name", omit_default=False),
     Setting("description"),
@@ -66,16 +87,39 @@ PIPELINE_SETTINGS: tuple[Setting, ...] = (
     Setting("schedule", writer="schedule"),
     Setting("tasks", default=[], read=_tasks, writer="tasks"),
     Setting("checks", default=dict(check_service.DEFAULT_CHECKS), read=_checks, writer="checks"),
+    Setting("max_retries", 0, writer="retries"),
+    Setting("retry_initial_delay_s", 60.0, writer="retries"),
+    Setting("retry_backoff_factor", 2.0, writer="retries"),
+    Setting("retry_max_delay_s", 3600.0, writer="retries"),
+    Setting("retry_jitter", 0.1, writer="retries"),
+    Setting("auto_pause_after_failures", writer="retries"),
+    Setting("freshness_minutes", writer="alerts"),
+    Setting("alerts", default=[], read=_alerts, writer="alerts"),
+    Setting("upstreams", default=[], read=_upstreams, writer="upstreams"),
 )
 
 
-def conventional_password_env(connection_name: str) -> str:
-    """The variable an exported connection's password is read from (the service keeps no such name)."""
-    return "ETL_CONNECTION_" + re.sub(r"[^A-Za-z0-9]+", "_", connection_name).strip("_").upper() + "_PASSWORD"
+@dataclass(frozen=True)
+class Secret:
+    """A write-only value of an object: the document names the variable it is read from (env_setting),
+    the database keeps it encrypted (token_column), a plan shows only whether it changes (shown)."""
+
+    env_setting: str  # password_env
+    token_column: str  # password_token
+    shown: str  # password: the service's own key for the value, and the word a plan shows
+    prefix: str  # ETL_CONNECTION_
+
+    def conventional_env(self, name: str) -> str:
+        """The variable an exported object's secret is read from (the service keeps no such name)."""
+        return self.prefix + re.sub(r"[^A-Za-z0-9]+", "_", name).strip("_").upper() + "_" + self.shown.upper()
+
+    def reader(self) -> Reader:
+        return lambda session, obj: (
+            self.conventional_env(obj.name) if getattr(obj, self.token_column) is not None else None)
 
 
-def _password_env(session: Session, connection: SourceConnection) -> str | None:
-    return conventional_password_env(connection.name) if connection.password_token is not None else None
+PASSWORD = Secret("password_env", "password_token", "password", "ETL_CONNECTION_")
+WEBHOOK_SECRET = Secret("secret_env", "secret_token", "secret", "ETL_ALERT_CHANNEL_")
 
 
 CONNECTION_SETTINGS: tuple[Setting, ...] = (
@@ -90,8 +134,17 @@ CONNECTION_SETTINGS: tuple[Setting, ...] = (
     Setting("statement_timeout_s"),
     Setting("max_concurrent_runs"),
     Setting("required_label"),
-    # Not compared as a value: the password itself is (apply.py), without ever being shown.
-    Setting("password_env", read=_password_env, writer="password"),
+    # Not compared as a value: the password itself is (plan.py), without ever being shown.
+    Setting("password_env", read=PASSWORD.reader(), writer="secret"),
+)
+
+ALERT_CHANNEL_SETTINGS: tuple[Setting, ...] = (
+    Setting("name", omit_default=False),
+    Setting("kind", omit_default=False),
+    Setting("url"),
+    Setting("email"),
+    Setting("enabled", True, omit_default=False),
+    Setting("secret_env", read=WEBHOOK_SECRET.reader(), writer="secret"),
 )
 
 
@@ -103,10 +156,11 @@ class Kind:
     label: str  # in messages: "pipeline 'x'"
     model: type
     settings: tuple[Setting, ...]
-    compared: tuple[str, ...] = field(default=())  # settings a plan diffs (default: all)
+    secret: Secret | None = None
 
     def diffed(self) -> tuple[Setting, ...]:
-        return tuple(s for s in self.settings if not self.compared or s.name in self.compared)
+        """What a plan compares value by value (a secret is compared apart, never shown)."""
+        return tuple(s for s in self.settings if s.writer != "secret")
 
     def read_all(self, session: Session, names: list[str] | None = None) -> dict[str, dict]:
         query = select(self.model).order_by(self.model.name)
@@ -133,8 +187,8 @@ def _copy(value: Any) -> Any:
     return dict(value) if isinstance(value, dict) else list(value) if isinstance(value, list) else value
 
 
-CONNECTIONS = Kind("connections", "connection", SourceConnection, CONNECTION_SETTINGS,
-                   compared=tuple(s.name for s in CONNECTION_SETTINGS if s.name != "password_env"))
+CONNECTIONS = Kind("connections", "connection", SourceConnection, CONNECTION_SETTINGS, PASSWORD)
+ALERT_CHANNELS = Kind("alert_channels", "alert_channel", AlertChannel, ALERT_CHANNEL_SETTINGS, WEBHOOK_SECRET)
 PIPELINES = Kind("pipelines", "pipeline", Pipeline, PIPELINE_SETTINGS)
-# Applied in this order (a pipeline names its connection); deleted in the reverse one.
-KINDS: tuple[Kind, ...] = (CONNECTIONS, PIPELINES)
+# Created in this order (a pipeline names its connection and its alert channels); deleted pipelines first.
+KINDS: tuple[Kind, ...] = (CONNECTIONS, ALERT_CHANNELS, PIPELINES)
