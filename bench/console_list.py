@@ -99,7 +99,7 @@ def measure_unpaged(app, repeat: int) -> dict:
                 "console/pipelines.html", pipelines=page.pipelines, page=page, counts=counts, filters=filters,
                 status="", q="", limit=len(page.pipelines), default_limit=pipeline_list.DEFAULT_PAGE_SIZE,
                 statuses=pipeline_list.STATUSES, targets=(),
-                status_url=lambda status: "/", next_url=None, previous_url=None, first_url=None, list_url="/",
+                status_url=lambda status: "/", stale_url="/", next_url=None, previous_url=None, first_url=None, list_url="/",
             )
             app.do_teardown_request()
             return body.encode()

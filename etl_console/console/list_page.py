@@ -97,6 +97,7 @@ def pipelines():
         "targets": allowed_targets(),
         # A count's link: the same filters with that status (None: any status), from the first page.
         "status_url": lambda status: flask.url_for(".pipelines", **_query_args(replace(filters, status=status), limit)),
+        "stale_url": flask.url_for(".pipelines", **_query_args(replace(filters, stale=True), limit)),
         "next_url": list_url(after=page.next_after) if page.next_after else None,
         "previous_url": list_url(before=page.previous_before) if page.previous_before else None,
         "first_url": list_url() if not page.first else None,

@@ -47,6 +47,7 @@ class PipelinePage:
 @dataclass(frozen=True)
 class StatusCounts:
     by_status: dict[str, int] = field(default_factory=dict)  # every status in STATUSES, zero included
+    stale: int = 0  # of the pipelines the list shows (the status filter included), how many are stale
 
     @property
     def total(self) -> int:
@@ -88,12 +89,15 @@ def list_page(
 
 def status_counts(session: Session, filters: ListFilters = ListFilters()) -> StatusCounts:
     """How many pipelines have each status under the other filters (the status filter itself is
-    left out, so each count is what choosing that status would list): one GROUP BY."""
-    query = select(Pipeline.status, func.count()).group_by(Pipeline.status)
+    left out, so each count is what choosing that status would list), and how many of those the
+    list shows are stale: one GROUP BY."""
+    query = select(Pipeline.status, func.count(), func.count().filter(stale_condition())).group_by(Pipeline.status)
     for condition in _conditions(replace(filters, status=None)):
         query = query.where(condition)
-    found = dict(session.execute(query).all())
-    return StatusCounts({status: found.get(status, 0) for status in STATUSES})
+    rows = session.execute(query).all()
+    found = {status: count for status, count, _ in rows}
+    stale = sum(stale for status, _, stale in rows if filters.status in (None, status))
+    return StatusCounts({status: found.get(status, 0) for status in STATUSES}, stale=stale)
 
 
 def _fetch(session: Session, query: Select, limit: int) -> list[PipelineSummary]:

@@ -136,10 +136,21 @@ def test_filters_combine(client, sql):
 def test_stale_filter_lists_pipelines_past_their_freshness_window(client, sql):
     seed(sql, 10)
     sql("UPDATE etl_pipelines SET freshness_minutes = 30, last_success_at = now() - interval '2 hours' "
-        "WHERE name IN ('m_0002', 'm_0007')")
+        "WHERE name IN ('m_0002', 'm_0008')")
     sql("UPDATE etl_pipelines SET freshness_minutes = 30, last_success_at = now() WHERE name = 'm_0003'")
-    assert names(text(client.get("/?stale=1"))) == ["m_0002", "m_0007"]
-    assert names(text(client.get("/?stale=1&status=FAILED"))) == []  # m_0002 is IDLE, m_0007 PAUSED
+    assert names(text(client.get("/?stale=1"))) == ["m_0002", "m_0008"]
+    assert names(text(client.get("/?stale=1&status=FAILED"))) == []  # m_0002 is PAUSED, m_0008 IDLE
+
+    def counted(query: str) -> dict[str, str]:
+        html = text(client.get(f"/?{query}"))
+        return dict(re.findall(r'data-count="([A-Z]+)">[^<]+<span class="count-number">([\d,]+)<', html))
+
+    # The Stale count is of what the list shows; its link adds stale=1 to the filters.
+    assert counted("")["STALE"] == "2" and counted("status=IDLE")["STALE"] == "1"
+    assert counted("status=FAILED")["STALE"] == "0" and counted("stale=1")["ALL"] == "2"
+    html = text(client.get("/?status=PAUSED"))
+    stale_link = html_lib.unescape(re.search(r'<a href="([^"]+)"[^>]*data-count="STALE"', html).group(1))
+    assert names(text(client.get(stale_link))) == ["m_0002"]
 
 
 def test_counts_per_status_follow_the_other_filters_and_link_to_their_status(client, sql):
@@ -148,7 +159,7 @@ def test_counts_per_status_follow_the_other_filters_and_link_to_their_status(cli
     counts = dict(re.findall(r'data-count="([A-Z]+)">[^<]+<span class="count-number">([\d,]+)<', html))
     by_status = dict(sql("SELECT status, count(*)::text FROM etl_pipelines WHERE target_table = "
                          "'analytics.film_dim' GROUP BY status"))
-    assert counts == {**by_status, "ALL": str(sum(int(n) for n in by_status.values()))}
+    assert counts == {**by_status, "ALL": str(sum(int(n) for n in by_status.values())), "STALE": "0"}
     assert counts["ALL"] == "40"
 
     paused_link = html_lib.unescape(re.search(r'<a href="([^"]+)"[^>]*data-count="PAUSED"', html).group(1))
@@ -165,7 +176,7 @@ def test_counts_per_status_follow_the_other_filters_and_link_to_their_status(cli
 def test_bulk_pause_acts_on_exactly_the_selected_and_says_what_happened(client, sql, token):
     seed(sql, 10)
     before = statuses(sql)
-    chosen = ["m_0001", "m_0002", "m_0003", "m_0004"]  # IDLE, PAUSED, IDLE, RUNNING
+    chosen = ["m_0001", "m_0002", "m_0003", "m_0004"]  # FAILED, PAUSED, IDLE, RUNNING
     back_to = "/?status=IDLE&limit=5"
     response = client.post("/pipelines/bulk/pause",
                            data={"csrf_token": token, "next": back_to, "ids": ids_named(sql, *chosen)})
