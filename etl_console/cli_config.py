@@ -45,6 +45,13 @@ def _read(file) -> str:
         raise click.ClickException(f"{file.name} is not UTF-8 text") from None
 
 
+def _show(plan) -> None:
+    """The plan on stdout; warnings (a secret's variable not set here, a RUNNING pipeline) on stderr."""
+    click.echo(plan.render(warnings=False), nl=False)
+    for warning in plan.warnings:
+        click.echo(f"warning: {warning}", err=True)
+
+
 def _refusal(error) -> click.ClickException:
     return click.ClickException(str(error))
 
@@ -83,7 +90,7 @@ def plan(file, prune: bool) -> None:
                                          prune=prune)
         except DomainError as error:
             raise _refusal(error) from None
-    click.echo(result.render(), nl=False)
+    _show(result)
     sys.exit(EXIT_CHANGES if result.has_changes else 0)
 
 
@@ -106,7 +113,7 @@ def apply(file, prune: bool, yes: bool) -> None:
             planned = config_service.plan(database.engine, text, context, prune=prune)
         except DomainError as error:
             raise _refusal(error) from None
-        click.echo(planned.render(), nl=False)
+        _show(planned)
         if not planned.has_changes:
             return
         if not yes:

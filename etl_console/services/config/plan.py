@@ -56,7 +56,7 @@ class Plan:
     def as_dict(self) -> dict:
         return {"changes": [c.as_dict() for c in self.changes], "summary": self.summary(), "warnings": self.warnings}
 
-    def render(self) -> str:
+    def render(self, *, warnings: bool = True) -> str:
         """The plan as a person reads it in a terminal or a CI log."""
         lines = []
         marks = {"create": "+", "update": "~", "delete": "-"}
@@ -67,7 +67,7 @@ class Plan:
                     lines.append(f"    {item.field}: {_show(item.new)}")
                 else:
                     lines.append(f"    {item.field}: {_show(item.old)} -> {_show(item.new)}")
-        lines += [f"warning: {warning}" for warning in self.warnings]
+        lines += [f"warning: {warning}" for warning in self.warnings] if warnings else []
         summary = self.summary()
         if not self.changes:
             lines.append("No changes: the database matches the document.")

@@ -8,6 +8,7 @@ import yaml
 from .errors import ConfigDocumentInvalid
 
 MAX_DOCUMENT_BYTES = 5_000_000
+WIDTH = 1_000_000  # never fold a long line: a one-word change must stay a one-line diff
 
 
 def parse(text: str | bytes) -> Any:
@@ -52,4 +53,4 @@ _BlockDumper.add_representer(str, _str)
 
 def dump(data: Any) -> str:
     return yaml.dump(data, Dumper=_BlockDumper, sort_keys=True, default_flow_style=False,
-                     allow_unicode=True, width=100, indent=2)
+                     allow_unicode=True, width=WIDTH, indent=2)
