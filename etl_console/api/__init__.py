@@ -24,6 +24,7 @@ class Api(flask_smorest.Api):
 
 def init_api(app) -> Api:
     from .audit import blp as audit_blp
+    from .alerts import blp as alerts_blp
     from .checks import blp as checks_blp
     from .config import blp as config_blp
     from .connections import blp as connections_blp
@@ -35,6 +36,12 @@ def init_api(app) -> Api:
     from .tasks import blp as tasks_blp
 
     api = Api(app)
+    # Every path parameter under /api/v1 is an id (pipeline, run, connection, channel): a UUID, as
+    # FastAPI documented it, so clients and fuzzers send UUIDs. Any string still reaches the view,
+    # whose path parsing answers a 422 naming the field (path_params), as FastAPI did.
+    from werkzeug.routing import UnicodeConverter
+
+    api.register_converter(UnicodeConverter, lambda _converter: {"type": "string", "format": "uuid"})
     api.register_blueprint(pipelines_blp)
     api.register_blueprint(extras_blp)
     api.register_blueprint(checks_blp)
@@ -42,6 +49,7 @@ def init_api(app) -> Api:
     api.register_blueprint(connections_blp)
     api.register_blueprint(settings_blp)
     api.register_blueprint(tasks_blp)
+    api.register_blueprint(alerts_blp)
     api.register_blueprint(flow_blp)
     api.register_blueprint(audit_blp)
     api.register_blueprint(config_blp)

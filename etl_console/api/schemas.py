@@ -106,7 +106,7 @@ class PipelineListQuerySchema(_Input):
     target_table = fields.String()
     q = fields.String(metadata={"description": "Name contains (case-insensitive)"})
     limit = fields.Integer(ge=1, le=500, metadata={"description": "Page size; the next page's link is in Link"})
-    cursor = fields.String(metadata={"description": "Opaque cursor from a previous page's Link header"})
+    cursor = fields.String(min_length=1, metadata={"description": "Opaque cursor from a previous page's Link header"})
 
 
 class StateChangeSchema(ma.Schema):
