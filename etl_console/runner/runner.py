@@ -130,11 +130,6 @@ class Runner:
             log.debug("could not remove runner row", exc_info=True)
         self.engine.dispose()
 
-    @property
-    def active_runs(self) -> list[uuid.UUID]:
-        with self._lock:
-            return list(self._active)
-
     # the loop ------------------------------------------------------------------------------
     def _loop(self) -> None:
         woken = False
