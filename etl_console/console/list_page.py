@@ -24,12 +24,20 @@ MAX_CURSOR_LENGTH = 255  # a pipeline name's length
 _TRUE = ("1", "on", "true", "yes")
 
 
+def _text(args, name: str) -> str | None:
+    """A text parameter as given; PostgreSQL text cannot hold NUL, so one is a 400, not a 500."""
+    value = args.get(name)
+    if value is not None and "\x00" in value:
+        raise BadRequest(f"'{name}' contains a NUL character, which no pipeline name or target has.")
+    return value
+
+
 def _filters(args) -> pipeline_list.ListFilters:
     status = args.get("status", "")
     return pipeline_list.ListFilters(
         status=status if status in overview.STATUSES else None,
-        target_table=args.get("target", "").strip()[:MAX_CURSOR_LENGTH] or None,
-        name=args.get("q", "").strip() or None,
+        target_table=(_text(args, "target") or "").strip()[:MAX_CURSOR_LENGTH] or None,
+        name=(_text(args, "q") or "").strip() or None,
         failing=args.get("failing", "").lower() in _TRUE,
         stale=args.get("stale", "").lower() in _TRUE,
     )
@@ -49,7 +57,7 @@ def _limit(args) -> int:
 
 
 def _cursor(args) -> tuple[str | None, str | None]:
-    after, before = args.get("after"), args.get("before")
+    after, before = _text(args, "after"), _text(args, "before")
     if after is not None and before is not None:
         raise BadRequest("A page link has either 'after' or 'before', not both; start again from the first page.")
     for value in (after, before):

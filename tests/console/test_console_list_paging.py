@@ -235,6 +235,9 @@ def test_bulk_actions_refuse_without_csrf_and_with_a_bad_selection(client, sql, 
         ("limit=ten", "limit must be a whole number from 1 to 500"),
         ("after=a&before=b", "either 'after' or 'before'"),
         ("after=" + "x" * 300, "That page link is not valid"),
+        ("after=a%00b", "'after' contains a NUL character"),
+        ("q=a%00", "'q' contains a NUL character"),
+        ("target=x%00", "'target' contains a NUL character"),
     ],
 )
 def test_bad_page_parameters_are_a_clear_400_page(client, query, message):
