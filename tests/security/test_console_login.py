@@ -90,10 +90,24 @@ def test_wrong_credentials_are_refused(client, name, password):
     assert client.get("/").status_code == 302
 
 
-def test_login_needs_the_csrf_token(client):
-    reply = client.post("/auth/login", data={"username": "alice", "password": OPERATOR_PASSWORD})
+@pytest.mark.parametrize("token", [None, "not-a-token"], ids=["missing", "forged"])
+def test_a_login_without_a_valid_form_token_gets_the_form_again_saying_it_expired(client, token):
+    data = {"username": "alice", "password": OPERATOR_PASSWORD}
+    if token:
+        data["csrf_token"] = token
+    reply = client.post("/auth/login", data=data)
+    page = reply.get_data(as_text=True)
     assert reply.status_code == 400
-    assert client.get("/").status_code == 302
+    assert "The form expired; please try again." in page
+    assert re.search(r'name="csrf_token" value="[^"]+"', page)  # a fresh form to try again with
+    assert client.get("/").status_code == 302  # not signed in
+    assert login(client, "alice", OPERATOR_PASSWORD).status_code == 302  # and the next try works
+
+
+def test_logout_without_the_form_token_keeps_the_session(client):
+    assert login(client, "alice", OPERATOR_PASSWORD).status_code == 302
+    assert client.post("/auth/logout").status_code == 400
+    assert client.get("/").status_code == 200
 
 
 @pytest.mark.parametrize("target", ["//evil.example/x", "https://evil.example/", "/\\evil.example", "javascript:alert(1)"])
