@@ -54,7 +54,7 @@ def test_select_rows_and_pause_them_together(page, create_pipeline, client, arti
     assert runs["status"] == "PAUSED"  # left out of the run
 
 
-def test_pages_of_the_list_in_the_browser(page, create_pipeline):
+def test_pages_of_the_list_in_the_browser(page, create_pipeline, artifacts):
     for number in range(7):
         create_pipeline(name=f"paged_{number}")
     page.goto("/?limit=3")
@@ -67,6 +67,8 @@ def test_pages_of_the_list_in_the_browser(page, create_pipeline):
     expect(page.get_by_role("link", name="Next →")).to_have_count(0)
     page.get_by_role("link", name="← Previous").click()
     expect(rows.first.locator("td.name")).to_have_text("paged_3")
+    expect(page.get_by_role("link", name="First page")).to_be_visible()
+    page.screenshot(path=os.path.join(artifacts, "console-list-paged.png"), full_page=True)
     # A filter typed on a later page starts the list again from its first page.
     page.get_by_label("Name").fill("paged_6")
     expect(rows).to_have_count(1)
