@@ -142,3 +142,28 @@ def test_the_success_of_a_retry_is_no_recovery(engine, create_pipeline, sql):
     with Session(engine) as session, session.begin():
         alert_events.run_finished(session, pipeline_id=pipeline["id"], run_id=retry, succeeded=True)
     assert outbox(sql) == []
+
+
+def test_many_runners_checking_freshness_at_once_breach_once(engine, create_pipeline, sql):
+    import threading
+
+    pipelines = [create_pipeline() for _ in range(5)]
+    for pipeline in pipelines:
+        subscribe(sql, pipeline["id"], ["freshness.breached"])
+    sql("UPDATE etl_pipelines SET freshness_minutes = 1, last_success_at = now() - interval '1 hour'")
+    barrier = threading.Barrier(8)
+    breached: list = []
+
+    def runner_step():
+        barrier.wait()
+        for _ in range(5):
+            with Session(engine) as session, session.begin():
+                breached.extend(freshness.check(session)[0])
+
+    threads = [threading.Thread(target=runner_step) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sorted(str(i) for i in breached) == sorted(p["id"] for p in pipelines)
+    assert sql("SELECT count(*) FROM etl_alert_outbox WHERE event_kind = 'freshness.breached'") == [(5,)]
