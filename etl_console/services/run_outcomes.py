@@ -19,8 +19,9 @@ import random
 import uuid
 
 from sqlalchemy import Connection, text
+from sqlalchemy.orm import Session
 
-from . import dependencies
+from . import alert_events, audit, dependencies
 
 log = logging.getLogger(__name__)
 
@@ -42,15 +43,28 @@ def backoff_delay_s(attempt: int, initial_s: float, factor: float, max_s: float,
 def after_run_ended(conn: Connection, run_id: uuid.UUID, pipeline_id: uuid.UUID, *, succeeded: bool,
                     cause: str = ERROR, error: str | None = None) -> bool:
     """Call after the run's row says SUCCESS or FAILED and the pipeline's status has moved on.
-    Returns whether a retry was queued."""
+    Returns whether a retry was queued.
+
+    In a savepoint: if a follow-up fails (a bug, a deadlock), the run's outcome is still recorded
+    (a run must never stay RUNNING, nor a reaper fail on it forever); the follow-up is logged."""
+    try:
+        with conn.begin_nested():
+            return _follow_up(conn, run_id, pipeline_id, succeeded=succeeded, cause=cause, error=error)
+    except Exception:  # noqa: BLE001 - the outcome matters more than its follow-ups
+        log.exception("run %s: retries, alerts or downstream runs could not be recorded", run_id)
+        return False
+
+
+def _follow_up(conn: Connection, run_id: uuid.UUID, pipeline_id: uuid.UUID, *, succeeded: bool, cause: str,
+               error: str | None) -> bool:
     retry_follows = False
     if succeeded:
         conn.execute(text("UPDATE etl_pipelines SET consecutive_failures = 0 WHERE id = :p"), {"p": pipeline_id})
     elif cause != CANCELLED:
         retry_follows = _queue_retry(conn, run_id, pipeline_id, cause)
     # The alerts (run.failed only when no retry follows, run.recovered), in this transaction.
-    _alerts("run_finished", conn, pipeline_id=pipeline_id, run_id=run_id, succeeded=succeeded, error=error,
-            cancelled=cause == CANCELLED, retry_follows=retry_follows)
+    alert_events.run_finished(conn, pipeline_id=pipeline_id, run_id=run_id, succeeded=succeeded, error=error,
+                              cancelled=cause == CANCELLED, retry_follows=retry_follows)
     if not succeeded and cause != CANCELLED and not retry_follows:
         _count_final_failure(conn, run_id, pipeline_id, error)
     if succeeded:
@@ -100,7 +114,7 @@ def _count_final_failure(conn: Connection, run_id: uuid.UUID, pipeline_id: uuid.
         text(
             """
             UPDATE etl_pipelines SET consecutive_failures = consecutive_failures + 1
-            WHERE id = :p RETURNING consecutive_failures, auto_pause_after_failures, status
+            WHERE id = :p RETURNING consecutive_failures, auto_pause_after_failures, status, name
             """
         ),
         {"p": pipeline_id},
@@ -115,14 +129,12 @@ def _count_final_failure(conn: Connection, run_id: uuid.UUID, pipeline_id: uuid.
         {"p": pipeline_id},
     )
     log.warning("pipeline %s auto-paused after %s consecutive failed runs", pipeline_id, row.consecutive_failures)
-    _alerts("emit", conn, "pipeline.auto_paused", pipeline_id=pipeline_id, run_id=run_id,
-            error=f"paused after {row.consecutive_failures} consecutive failed runs; last error: {error}")
+    alert_events.emit(conn, alert_events.AUTO_PAUSED, pipeline_id=pipeline_id, run_id=run_id,
+                      error=f"paused after {row.consecutive_failures} consecutive failed runs; last error: {error}")
+    # The Session works in a savepoint of this transaction: its commit releases the savepoint only.
+    with Session(bind=conn, join_transaction_mode="create_savepoint") as session:
+        audit.record(session, "pipeline.auto_pause", object_type="pipeline", object_id=pipeline_id,
+                     object_name=row.name, before={"status": row.status, "consecutive_failures": row.consecutive_failures},
+                     after={"status": "PAUSED", "last_run_id": str(run_id)}, actor=audit.SYSTEM)
+        session.commit()
 
-
-def _alerts(function: str, *args, **kwargs) -> None:
-    """Call services/alert_events (which writes the outbox with plain SQL on this Connection)."""
-    try:
-        from . import alert_events
-    except ImportError:  # a build without alerting: the run's row still says it all
-        return
-    getattr(alert_events, function)(*args, **kwargs)

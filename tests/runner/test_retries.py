@@ -152,6 +152,9 @@ def test_auto_pause_after_consecutive_failures_alerts_once(client, create_pipeli
     assert len(runs) == 4 and all(run["status"] == "FAILED" for run in runs)  # two runs, each retried once
     assert [kind for kind, _ in _alerted(sql, pipeline["id"])] == ["run.failed", "run.failed", "pipeline.auto_paused"]
     assert client.get(f"{BASE}/{pipeline['id']}/retries").get_json()["consecutive_failures"] == 0
+    (audited,) = sql("SELECT actor, after FROM etl_audit_log WHERE object_id = %s AND action = 'pipeline.auto_pause'",
+                     (pipeline["id"],))
+    assert audited[0] == "system" and audited[1]["last_run_id"] == runs[0]["id"]
 
 
 def test_a_run_whose_worker_was_lost_is_retried(app, client, create_pipeline, sql):
@@ -183,3 +186,16 @@ def test_a_run_whose_worker_was_lost_is_retried(app, client, create_pipeline, sq
     finally:
         runner.stop(timeout=10)
     assert run["id"] == retry["id"] and run["status"] == "SUCCESS"
+
+
+def test_a_follow_up_that_fails_never_loses_the_runs_outcome(client, create_pipeline, monkeypatch):
+    from etl_console.services import dependencies
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug in a follow-up")
+
+    monkeypatch.setattr(dependencies, "queue_if_ready", broken)
+    pipeline = create_pipeline()
+    client.post(f"{BASE}/{pipeline['id']}/run")
+    assert finished_run(client, pipeline["id"])["status"] == "SUCCESS"
+    assert client.get(f"{BASE}/{pipeline['id']}").get_json()["status"] == "IDLE"
