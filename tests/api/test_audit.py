@@ -166,3 +166,13 @@ def test_token_names_are_parsed_and_a_trailing_equals_is_part_of_the_token():
     fingerprint = hashlib.sha256(base64_token.encode()).hexdigest()[:8]
     assert settings.token_identity(base64_token) == ("viewer", f"token-{fingerprint}")
     assert settings.token_identity("ci=" + ALICE) is None  # the name is not part of the token
+
+
+def test_openapi_documents_the_audit_endpoint(client):
+    document = client.get("/api/v1/openapi.json").get_json()
+    operation = document["paths"]["/api/v1/audit"]["get"]
+    assert {p["name"] for p in operation["parameters"]} == {"object", "actor", "action", "since", "limit", "cursor"}
+    assert "401" in operation["responses"] and "403" not in operation["responses"]  # a read: viewers may
+    assert set(document["components"]["schemas"]["AuditEntry"]["properties"]) == {
+        "id", "at", "actor", "actor_kind", "client_addr", "action", "object_type", "object_id", "object_name",
+        "before", "after", "request_id"}
