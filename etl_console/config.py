@@ -72,6 +72,7 @@ class Config:
     alert_read_timeout_s: float = 5.0  # ETL_ALERT_READ_TIMEOUT_S: webhook answer bound
     alert_poll_s: float = 1.0  # ETL_ALERT_POLL_S: how often a runner's sender looks for due deliveries
     freshness_check_s: float = 30.0  # ETL_FRESHNESS_CHECK_S: how often runners look for stale pipelines (one at a time)
+    alert_retention_days: int = 30  # ETL_ALERT_RETENTION_DAYS: delivered and failed deliveries are deleted after this
     smtp_host: str | None = None  # ETL_SMTP_HOST: email channels need it (unset: creating one is refused)
     smtp_port: int = 587  # ETL_SMTP_PORT
     smtp_user: str | None = None  # ETL_SMTP_USER

@@ -49,6 +49,14 @@ _DUE = "status IN ('PENDING', 'SENDING') AND next_attempt_at <= now() AND (statu
 _ONE = "id = CAST(:only AS uuid) AND status = 'PENDING'"
 
 
+_PRUNE = """
+DELETE FROM etl_alert_outbox WHERE id IN (
+    SELECT id FROM etl_alert_outbox
+    WHERE status IN ('DELIVERED', 'FAILED') AND created_at < now() - make_interval(days => :days)
+    LIMIT 10000 FOR UPDATE SKIP LOCKED)
+"""
+
+
 @dataclass(frozen=True)
 class Claimed:
     id: uuid.UUID
@@ -165,8 +173,11 @@ class AlertSender:
                 self._wake.clear()
 
     def check_freshness(self) -> None:
+        """The freshness step, and the outbox's retention (finished deliveries, a batch at a time)."""
         with self.engine.begin() as conn:
             breached, restored = freshness.check(conn)
+        with self.engine.begin() as conn:
+            conn.execute(text(_PRUNE), {"days": self.config.alert_retention_days})
         for pipeline_id in breached:
             log.warning("pipeline %s is stale (freshness breached)", pipeline_id)
         for pipeline_id in restored:

@@ -167,3 +167,18 @@ def test_many_runners_checking_freshness_at_once_breach_once(engine, create_pipe
         thread.join(60)
     assert sorted(str(i) for i in breached) == sorted(p["id"] for p in pipelines)
     assert sql("SELECT count(*) FROM etl_alert_outbox WHERE event_kind = 'freshness.breached'") == [(5,)]
+
+
+def test_finished_deliveries_older_than_the_retention_are_deleted(app, engine, create_pipeline, sql):
+    import threading
+
+    from etl_console.runner.alert_sender import AlertSender
+
+    channel_id = subscribe(sql, create_pipeline()["id"], ["run.failed"])
+    sql("INSERT INTO etl_alert_outbox (id, event_key, event_kind, channel_id, payload, status, attempts, created_at) "
+        "VALUES (gen_random_uuid(), 'old', 'run.failed', %(c)s, '{}', 'DELIVERED', 1, now() - interval '31 days'),"
+        "       (gen_random_uuid(), 'old-pending', 'run.failed', %(c)s, '{}', 'PENDING', 9, now() - interval '31 days'),"
+        "       (gen_random_uuid(), 'recent', 'run.failed', %(c)s, '{}', 'FAILED', 3, now() - interval '29 days')",
+        {"c": channel_id})
+    AlertSender(engine, app.extensions["etl"].config, "test", threading.Event()).check_freshness()
+    assert sorted(sql("SELECT event_key FROM etl_alert_outbox")) == [("old-pending",), ("recent",)]
