@@ -146,10 +146,19 @@ def test_with_auth_off_the_actor_is_anonymous(database_url, clean_database):
     try:
         client = app.test_client()
         pipeline = create(client, token="ignored-when-auth-is-off")
-        client.post(f"{BASE}/{pipeline['id']}/pause")
+        url = f"{BASE}/{pipeline['id']}"
+        for response in (client.patch(url, json={"batch_size": 5}),
+                         client.put(f"{url}/schedule", json={"schedule": "@daily"}),
+                         client.put(f"{url}/checks", json={"min_rows": 1}),
+                         client.put(f"{url}/tasks", json={"tasks": []}),
+                         client.post(f"{url}/run"),
+                         client.post(f"{url}/pause")):
+            assert response.status_code == 200, response.get_data(as_text=True)
         entries = body_of(client.get(AUDIT), 200)
         assert [(e["action"], e["actor"], e["actor_kind"]) for e in entries] == [
-            ("pipeline.pause", "anonymous", "anonymous"), ("pipeline.create", "anonymous", "anonymous")]
+            (action, "anonymous", "anonymous") for action in (
+                "pipeline.pause", "pipeline.run", "pipeline.tasks.put", "pipeline.checks.put",
+                "pipeline.schedule.set", "pipeline.patch", "pipeline.create")]
     finally:
         app.extensions["etl"].database.dispose()
 

@@ -74,6 +74,24 @@ def test_console_actions_are_attributed_to_the_signed_in_user(client, sql, sourc
     ]
     assert sql("SELECT before, after FROM etl_audit_log WHERE action = 'pipeline.patch'") == [
         ({"batch_size": 1000}, {"batch_size": 250})]
+    connection_id = sql("SELECT id::text FROM etl_connections WHERE name = 'console_conn'")[0][0]
+    edited = client.post(f"/connections/{connection_id}/edit",
+                         data={"csrf_token": token, **fields, "name": "console_conn", "description": "edited"})
+    assert edited.status_code == 303, text(edited)
+    assert client.post(f"/connections/{connection_id}/test", data={"csrf_token": token}).status_code == 303
+    assert client.post(f"/connections/{connection_id}/delete", data={"csrf_token": token}).status_code == 303
+    api = {"Authorization": f"Bearer {TOKEN}"}
+    incremental = client.post("/api/v1/pipelines/", headers=api, json={
+        "name": "console_inc", "target_table": "analytics.film_dim", "mode": "incremental",
+        "incremental_key": "modified", "source_query": FILM_QUERY.replace("rating", "rating, modified")}).get_json()
+    client.put(f"/api/v1/pipelines/{incremental['id']}/state", json={"watermark": "2021-01-01"}, headers=api)
+    reset = client.post(f"/pipelines/{incremental['id']}/state/reset", data={"csrf_token": token, "confirmed": "yes"})
+    assert reset.status_code in (200, 303), text(reset)
+    rows += [("connection.patch", "olga", "console", "console_conn"), ("connection.test", "olga", "console", "console_conn"),
+             ("connection.delete", "olga", "console", "console_conn"),
+             ("pipeline.create", "deploy-bot", "token", "console_inc"), ("pipeline.state.set", "deploy-bot", "token", "console_inc"),
+             ("pipeline.state.reset", "olga", "console", "console_inc")]
+    assert audit_rows(sql, "action NOT LIKE 'login.%'") == rows
     # A refused edit (a bad batch size) changes nothing and records nothing.
     refused = client.post(f"/pipelines/{pipeline_id}/edit", data={**form, "batch_size": "-1"})
     assert refused.status_code in (400, 422)
