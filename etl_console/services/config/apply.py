@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Iterable, Mapping
 
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
@@ -21,8 +21,8 @@ from .. import audit
 from ..connections import SourceAccess
 from ..errors import DomainError, PipelineBusy
 from ..runs import active_run
-from .errors import ConfigBusy, ConfigRefused
 from . import steps
+from .errors import ConfigBusy, ConfigRefused
 from .plan import Plan, diff, load
 from .registry import KINDS, PIPELINES
 
@@ -38,14 +38,13 @@ class ConfigContext:
     smtp_configured: bool = False  # email alert channels need ETL_SMTP_HOST
 
 
-def context_for(config, database, *, environ: Mapping[str, str] | None = None
-                ) -> ConfigContext:
+def context_for(config, database, *, environ: Mapping[str, str] | None = None) -> ConfigContext:
     """The context from the service's Config and Database, as the API and the CLI both build it."""
     from ...db.secret_box import box_for
 
     access = SourceAccess(box_for(config), config.connection_test_timeout_s, config.default_source_connection)
     return ConfigContext(tuple(config.allowed_target_tables), access, database.source_dsn,
-                         os.environ if environ is None else environ, bool(getattr(config, "smtp_host", None)))
+                         os.environ if environ is None else environ, bool(config.smtp_host))
 
 
 def plan(engine: Engine, document: str | bytes | dict, context: ConfigContext, *, prune: bool = False) -> Plan:
