@@ -29,7 +29,6 @@ ACTOR_KINDS = ("token", "console", "anonymous", "system")
 REDACTED = "***"
 # Keys whose values never reach the log (matched case-insensitively, also as a suffix: db_password).
 SECRET_KEYS = ("password", "secret", "token", "api_key", "apikey", "credentials")
-DEFAULT_RETENTION_DAYS = 365
 PRUNE_EVERY = timedelta(days=1)
 _PRUNE_LOCK_KEY = 0x45544C_4155444954  # 'ETL' 'AUDIT': one prune at a time across runners
 
