@@ -13,9 +13,9 @@ from ..db.models import PipelineStatus, RunStatus
 from ..services.errors import InvalidSourceQuery
 from ..services.run_outcomes import CANCELLED, ERROR, REFUSED
 from ..services.sql_guard import check_source_query
-from ..warehouse.full_load import FullLoad, LoadCancelled
+from ..warehouse.full_load import FullLoad
 from ..warehouse.incremental import IncrementalLoad
-from ..warehouse.target import LoadError
+from ..warehouse.load import LoadCancelled, LoadError
 from . import queries
 from .sources import named_source, reconcile_after_run
 from .task_snapshot import snapshot_tasks

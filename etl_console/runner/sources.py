@@ -12,7 +12,7 @@ from ..services.errors import DomainError
 from ..services.sql_guard import check_source_query
 from ..warehouse.reconcile import reconcile
 from ..warehouse.reconcile_streams import reconcile_streams
-from ..warehouse.target import LoadError
+from ..warehouse.load import LoadError
 
 if TYPE_CHECKING:
     from .runner import Runner

@@ -269,7 +269,8 @@ def check_pipeline_source(session: Session, access: SourceAccess, connection_id:
     tasks are saved, services.tasks), so the query's own columns need not fit the target."""
     from ..warehouse.source import describe, open_read_only
     from ..warehouse.source_probe import connect_source
-    from ..warehouse.target import LoadError, check_columns, target_columns
+    from ..warehouse.load import LoadError
+    from ..warehouse.target import check_columns, target_columns
     from .errors import InvalidSourceQuery
 
     resolved = resolve_source(session, access, connection_id, check=False)

@@ -7,7 +7,7 @@ import uuid
 from sqlalchemy.orm import Session
 
 from ..warehouse.reconcile import Reconciliation, reconcile
-from ..warehouse.target import LoadError
+from ..warehouse.load import LoadError
 from ..warehouse.reconcile_streams import reconcile_streams
 from .connections import SourceAccess, effective_connection_id, resolve_source
 from .errors import DomainError, InvalidSourceQuery, ReconcileFailed, ServiceBusy

@@ -120,7 +120,8 @@ def check_tasks(tasks: list[dict[str, Any]]) -> list[tuple[str, dict, Any]]:
 def check_task_columns(session: Session, loaded, source_columns: list[str], target_table: str) -> list[str]:
     """Each task takes the previous one's columns; the last ones must fit the target table."""
     from ..transforms import ColumnsRefused
-    from ..warehouse.target import LoadError, check_columns, target_columns
+    from ..warehouse.load import LoadError
+    from ..warehouse.target import check_columns, target_columns
 
     columns = list(source_columns)
     for position, (kind, _config, transform) in enumerate(loaded, start=1):
@@ -145,7 +146,7 @@ def describe_source(session: Session, pipeline: Pipeline, access: SourceAccess |
     LIMIT 0); None when there is no source to ask here."""
     from ..warehouse.source import describe, open_read_only
     from ..warehouse.source_probe import connect_source, first_line
-    from ..warehouse.target import LoadError
+    from ..warehouse.load import LoadError
 
     query = check_source_query(pipeline.source_query)
     # The pipeline's own connection, else the deployment's default one (ETL_DEFAULT_SOURCE_CONNECTION),

@@ -28,7 +28,7 @@ from ..transforms import ColumnsRefused, TransformConfigInvalid, UnknownTransfor
 from ..transforms.base import Transform
 from .copy_pipe import CHUNK_BYTES, PROGRESS_S, SourceFailed, _Pump
 from .source import SourceColumn
-from .target import LoadError
+from .load import LoadError
 
 # PostgreSQL types Arrow parses natively from COPY's CSV; every other type stays text (exact: numeric,
 # uuid, timestamps, json), and PostgreSQL parses it back on the way in.

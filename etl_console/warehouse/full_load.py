@@ -16,7 +16,6 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Callable, Protocol
 
 import psycopg2
 from psycopg2 import errors as pg_errors
@@ -30,7 +29,8 @@ from .gates import GateFailed, builtin_gates, run_assertions
 from .publish import ROWS, RENAME, ExchangeRefused, PublishReport, exchange_by_rename, exchange_rows, oid_dependents, wait_for_lock
 from .shadow import Shadow, build_indexes, create_shadow, drop_shadow, grant_read, revoke_read, sweep_orphans, target_indexes
 from .source import describe, open_read_only, source_error
-from .target import LoadError, check_columns, table_identifier, target_columns
+from .load import Load, LoadError, LoadHooks, LoadResult, report
+from .target import check_columns, table_identifier, target_columns
 
 log = logging.getLogger(__name__)
 
@@ -39,71 +39,6 @@ COPY_STREAM = "copy"
 # A PYTHON pipeline's tasks over Arrow batches (warehouse.columnar). That module is imported only when
 # used: pyarrow adds ~65 MB of RSS that a runner of SQL pipelines never needs.
 PYTHON_PATH = "python"
-
-
-class LoadCancelled(Exception):
-    """Raised by a hook at a batch boundary to stop the load; the message is the run's error."""
-
-
-class LoadHooks(Protocol):
-    def bind_interrupt(self, interrupt: Callable[[], None], grace_s: float | None = None) -> None:
-        """Receives a callable that cancels the source query from another thread, for a cancel
-        that cannot wait for the next batch boundary (a source that produces no rows for long).
-        grace_s=0: the load has no batch boundaries at all, so a cancel interrupts at once."""
-
-    def on_batch(self, rows_read: int, rows_written: int) -> None:
-        """Called at every batch boundary; may raise LoadCancelled."""
-
-    def on_progress(self, rows_read: int, rows_written: int) -> None:
-        """Called at least every second while rows arrive, between boundaries; never cancels."""
-
-    def report(self, details: dict, persist: bool = False) -> None:
-        """Facts for the run's details (gates, publish); persist=True shows them while RUNNING."""
-
-    def commit(self, commit_target: Callable[[], None], timings: dict[str, float], details: dict | None = None) -> None:
-        """Commit the target through commit_target, or raise to veto (lost lease, late pause).
-
-        The hook holds whatever fence it needs (the run's row lock) around the call."""
-
-
-@dataclass
-class LoadResult:
-    rows_read: int
-    rows_written: int
-    timings: dict[str, float] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Load:
-    """What every load shares: a read-only source connection and a target transaction."""
-
-    source_dsn: str
-    target_dsn: str
-    query: str
-    target_table: str
-    batch_size: int
-    statement_timeout_s: float
-    lock_timeout_s: float = field(default=60.0, kw_only=True)
-    source_role: str | None = field(default=None, kw_only=True)
-    checks: dict = field(default_factory=dict, kw_only=True)  # quality gates (warehouse.gates)
-
-    def run(self, hooks: LoadHooks) -> LoadResult:
-        source = psycopg2.connect(self.source_dsn, application_name="etl-console source")
-        target = psycopg2.connect(self.target_dsn, application_name="etl-console load")
-        hooks.bind_interrupt(source.cancel)
-        try:
-            return self._run(source, target, hooks)
-        finally:
-            target.close()  # closing without commit rolls the load back
-            source.close()
-
-    def _run(self, source, target, hooks: LoadHooks) -> LoadResult:
-        raise NotImplementedError
-
-    def _target_cursor(self, target):
-        cursor = target.cursor()
-        cursor.execute("SELECT set_config('lock_timeout', %s, true)", (f"{int(self.lock_timeout_s * 1000)}ms",))
-        return cursor
 
 
 def _progress(hooks, written: bool):
@@ -136,12 +71,6 @@ class SourceRowCounter:
     def close(self) -> None:
         if self._connection is not None:
             self._connection.close()
-
-
-def report(hooks, details: dict, persist: bool = False) -> None:
-    reporter = getattr(hooks, "report", None)
-    if reporter is not None:
-        reporter(details, persist)
 
 
 @dataclass(frozen=True)
@@ -386,6 +315,9 @@ class FullLoad(Load):
                     continue
             else:
                 publish.rows = exchange_rows(cursor, shadow, self.target_table, source_columns)
+                # Gone in the same commit: no shadow outlives the run that published it (its
+                # advisory lock is released by _discard afterwards).
+                cursor.execute(sql.SQL("DROP TABLE {}").format(shadow.identifier))
             failpoints.hit("full.before_commit")
             timings["publish_wait_s"] = publish.waited_s
             timings["total_s"] = time.monotonic() - started

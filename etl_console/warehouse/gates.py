@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import psycopg2
 from psycopg2 import sql
 
-from .target import LoadError
+from .load import LoadError
 
 
 @dataclass(frozen=True)

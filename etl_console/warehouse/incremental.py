@@ -17,14 +17,14 @@ from psycopg2 import sql
 
 from .. import failpoints
 from .copy_pipe import SourceFailed, copy_pipe
-from .full_load import Load, LoadHooks, LoadResult, report
 from .gates import GateFailed, gate_incremental_batch
 from .in_database import (fill_shadow, same_database, select_as_copy_would, value_error, whole_batches,
                           writable_relations)
 from .publish import wait_for_lock
 from .shadow import Shadow, create_shadow, drop_shadow
 from .source import describe, open_read_only, source_error
-from .target import LoadError, check_columns, primary_key_columns, table_identifier, target_columns
+from .load import Load, LoadError, LoadHooks, LoadResult, report
+from .target import check_columns, primary_key_columns, table_identifier, target_columns
 
 log = logging.getLogger(__name__)
 

@@ -27,7 +27,8 @@ from psycopg2 import errors as pg_errors
 from psycopg2 import sql
 
 from .shadow import Shadow, ShadowIndex
-from .target import LoadError, regclass_literal, table_identifier
+from .load import LoadError
+from .target import regclass_literal, table_identifier
 
 RENAME = "rename"
 ROWS = "rows"

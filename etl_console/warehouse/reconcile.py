@@ -12,7 +12,8 @@ import psycopg2
 from psycopg2 import sql
 
 from .source import open_read_only, source_error
-from .target import LoadError, primary_key_columns, table_identifier
+from .load import LoadError
+from .target import primary_key_columns, table_identifier
 
 SAMPLE_SIZE = 10
 

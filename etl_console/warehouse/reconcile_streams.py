@@ -18,7 +18,8 @@ from psycopg2 import sql
 
 from .reconcile import SAMPLE_SIZE, Reconciliation
 from .source import source_error
-from .target import LoadError, primary_key_columns, table_identifier
+from .load import LoadError
+from .target import primary_key_columns, table_identifier
 
 FETCH_ROWS = 10_000
 

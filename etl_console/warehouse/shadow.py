@@ -16,7 +16,9 @@ import psycopg2
 from psycopg2 import errors as pg_errors
 from psycopg2 import sql
 
-from .target import LoadError, regclass_literal
+from .load import LoadError
+
+from .target import regclass_literal
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ import psycopg2
 from psycopg2 import errors as pg_errors
 from psycopg2 import sql
 
-from .target import LoadError
+from .load import LoadError
 
 
 @dataclass(frozen=True)

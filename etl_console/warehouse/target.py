@@ -5,9 +5,7 @@ from dataclasses import dataclass
 
 from psycopg2 import sql
 
-
-class LoadError(Exception):
-    """A failure whose message an operator can act on; becomes the run's error_message."""
+from .load import LoadError
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ import psycopg2
 import pytest
 
 from etl_console.warehouse.columnar import TaskChain, TransformFailed, transform_stream
-from etl_console.warehouse.full_load import LoadCancelled
+from etl_console.warehouse.load import LoadCancelled
 from etl_console.warehouse.source import describe
 
 TRICKY = r"""

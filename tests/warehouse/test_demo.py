@@ -55,6 +55,8 @@ def test_the_cli_refuses_with_a_clear_message_and_exit_code(scratch):
     scratch("CREATE SCHEMA ugc")
     scratch("CREATE TABLE ugc.ratings (film_id uuid, rating int)")
     env = dict(os.environ, ETL_DATABASE_URL=scratch.url)
+    subprocess.run([sys.executable, "-c", "from etl_console.cli import main; main()", "db", "upgrade"],
+                   env=env, capture_output=True, check=True, timeout=120)
     result = subprocess.run([sys.executable, "-c", "from etl_console.cli import main; main()", "demo", "--films", "10"],
                             env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode != 0
