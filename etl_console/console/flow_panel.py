@@ -42,18 +42,27 @@ class FlowPanel:
         return "" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def _panel(session, pid: uuid.UUID, **extra) -> FlowPanel:
-    return FlowPanel(pid, dependency_service.get_upstreams(session, pid), retry_service.get_policy(session, pid),
-                     **extra)
+def _panel(session, pipeline, **extra) -> FlowPanel:
+    """One statement beyond the pipeline the page has already read."""
+    flow = dependency_service.flow_of(session, pipeline)
+    policy = {name: getattr(pipeline, name) for name in retry_service.POLICY_FIELDS}
+    policy.update(consecutive_failures=pipeline.consecutive_failures, pending_retry=flow["pending_retry"])
+    return FlowPanel(pipeline.id, flow, policy, **extra)
+
+
+def _panel_by_id(session, pid: uuid.UUID, **extra) -> FlowPanel:
+    from ..services.pipelines import get_pipeline
+
+    return _panel(session, get_pipeline(session, pid), **extra)
 
 
 @bp.app_context_processor
 def _panel_function() -> dict:
-    def flow_panel_for(pipeline_id) -> FlowPanel:
+    def flow_panel_for(pipeline) -> FlowPanel:
         shown = flask.g.get("flow_panel")
-        if shown is not None and shown.pipeline_id == pipeline_id:
+        if shown is not None and shown.pipeline_id == pipeline.id:
             return shown
-        return _panel(db_session(), pipeline_id)
+        return _panel(db_session(), pipeline)
 
     return {"flow_panel_for": flow_panel_for}
 
@@ -67,10 +76,10 @@ def save_upstreams(pipeline_id: str):
     try:
         dependency_service.set_upstreams(session, pid, names)
         session.commit()
-        return _answer(pid, _panel(session, pid, saved="Upstreams saved."))
+        return _answer(pid, _panel_by_id(session, pid, saved="Upstreams saved."))
     except (UnknownUpstream, DependencyCycle) as error:
         session.rollback()
-        return _answer(pid, _panel(session, pid, error=str(error), typed={"upstreams": typed}),
+        return _answer(pid, _panel_by_id(session, pid, error=str(error), typed={"upstreams": typed}),
                        409 if isinstance(error, DependencyCycle) else 400)
 
 
@@ -82,10 +91,10 @@ def save_retries(pipeline_id: str):
     try:
         values = RetryPolicyInSchema().load({name: _number(name, text) for name, text in form.items()})
     except (ValueError, ma.ValidationError) as error:
-        return _answer(pid, _panel(session, pid, error=_message(error), typed=form), 400)
+        return _answer(pid, _panel_by_id(session, pid, error=_message(error), typed=form), 400)
     retry_service.set_policy(session, pid, values)
     session.commit()
-    return _answer(pid, _panel(session, pid, saved="Retry policy saved."))
+    return _answer(pid, _panel_by_id(session, pid, saved="Retry policy saved."))
 
 
 def _number(name: str, text: str) -> float | int | None:

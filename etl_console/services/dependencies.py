@@ -100,6 +100,34 @@ def downstreams_of(session: Session, pipeline_id: uuid.UUID) -> list[Pipeline]:
     ))
 
 
+_FLOW = text(
+    """
+    SELECT (SELECT coalesce(json_agg(json_build_object('id', u.id, 'name', u.name) ORDER BY u.name), '[]')
+            FROM etl_pipeline_upstreams e JOIN etl_pipelines u ON u.id = e.upstream_id WHERE e.pipeline_id = :p)
+               AS upstreams,
+           (SELECT coalesce(json_agg(json_build_object('id', d.id, 'name', d.name) ORDER BY d.name), '[]')
+            FROM etl_pipeline_upstreams e JOIN etl_pipelines d ON d.id = e.pipeline_id WHERE e.upstream_id = :p)
+               AS downstreams,
+           (SELECT json_build_object('run_id', r.id, 'attempt', r.attempt,
+                                     'not_before', to_char(r.not_before AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'))
+            FROM etl_pipeline_runs r WHERE r.pipeline_id = :p AND r.status = 'RUNNING' AND r.worker_id IS NULL
+              AND r.retry_of IS NOT NULL LIMIT 1) AS pending_retry
+    """
+)
+
+
+def flow_of(session: Session, pipeline: Pipeline) -> dict:
+    """For the pipeline page, in one statement: upstreams, downstreams and the waiting retry."""
+    from datetime import datetime
+
+    row = session.execute(_FLOW, {"p": pipeline.id}).one()
+    pending = row.pending_retry
+    if pending is not None:
+        pending = {**pending, "not_before": datetime.fromisoformat(pending["not_before"])}
+    return {"pipeline_id": pipeline.id, "upstreams": row.upstreams, "downstreams": row.downstreams,
+            "pending_retry": pending}
+
+
 def get_upstreams(session: Session, pipeline_id: uuid.UUID) -> dict:
     pipeline = get_pipeline(session, pipeline_id)
     return {

@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 
 from sqlalchemy import select, tuple_
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from ..db.models import Pipeline, PipelineRun, PipelineStatus, RunStatus
 from ..runner.wakeup import notify_queued
@@ -94,7 +94,15 @@ def get_run(session: Session, pipeline_id: uuid.UUID, run_id: uuid.UUID) -> Pipe
 
 def run_detail(session: Session, pipeline_id: uuid.UUID, run_id: uuid.UUID, target_limit: int = 0) -> dict:
     """The whole record of one run: configuration snapshot, batches, timings, reconciliation."""
-    run = get_run(session, pipeline_id, run_id)
+    get_pipeline(session, pipeline_id)
+    retry = aliased(PipelineRun)
+    found = session.execute(
+        select(PipelineRun, select(retry.id).where(retry.retry_of == PipelineRun.id).limit(1).scalar_subquery())
+        .where(PipelineRun.id == run_id, PipelineRun.pipeline_id == pipeline_id)
+    ).one_or_none()
+    if found is None:
+        raise RunNotFound()
+    run, retried_by = found
     details = run.details or {}
     batch_size = details.get("batch_size") or (run.config_snapshot or {}).get("batch_size")
     finished = run.finished_at
@@ -126,7 +134,7 @@ def run_detail(session: Session, pipeline_id: uuid.UUID, run_id: uuid.UUID, targ
         "attempt": run.attempt,
         "retry_of": run.retry_of,
         "not_before": run.not_before,
-        "retried_by": session.scalar(select(PipelineRun.id).where(PipelineRun.retry_of == run.id)),
+        "retried_by": retried_by,
         "triggered_by": details.get("triggered_by"),
     }
 
