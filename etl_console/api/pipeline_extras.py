@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask.views import MethodView
 
-from ..services import reconcile as reconcile_service
+from ..services import reconciliations
 from ..services import runs as run_service
 from ..services import schedules as schedule_service
 from ..services import state as state_service
@@ -109,7 +109,7 @@ class Schedule(MethodView):
 def reconcile(pipeline_id):
     """Compare the source query with the target over the target's primary key, read-only"""
     app_state = state()
-    return reconcile_service.reconcile_pipeline(
+    return reconciliations.reconcile_pipeline(
         db_session(), pipeline_id, app_state.database.source_dsn, app_state.config.in_request_timeout_s,
         app_state.config.source_role, slots=app_state.reconcile_slots, source_access=source_access(),
     ).as_dict()

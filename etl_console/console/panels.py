@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from ..db.models import Pipeline, PipelineStatus
-from ..services import reconcile as reconcile_service
+from ..services import reconciliations
 from ..services import schedules as schedule_service
 from ..services import state as state_service
 from ..services.errors import InvalidSchedule, PipelineBusy, ReconcileFailed, ServiceBusy
@@ -70,7 +70,7 @@ def reconciliation_panel(session: Session, pipeline_id: uuid.UUID, settings: Etl
 def reconcile_now(session: Session, pipeline_id: uuid.UUID, settings: EtlSettings) -> ReconciliationPanel:
     """Compare source and target now; a ReconcileFailed becomes the panel's error."""
     try:
-        result = reconcile_service.reconcile_pipeline(
+        result = reconciliations.reconcile_pipeline(
             session, pipeline_id, settings.source_dsn, settings.in_request_timeout_s, settings.source_role,
             slots=settings.reconcile_slots, source_access=settings.source_access,
         )
