@@ -197,11 +197,14 @@ def lineage(session: Session, pipeline_id: uuid.UUID) -> dict:
     return {
         "pipeline_id": pipeline.id,
         "nodes": sorted(({**_ref(nodes[node_id]), "status": nodes[node_id].status, "relation": relation[node_id]}
-                         for node_id in nodes), key=lambda n: (n["relation"], n["name"])),
+                         for node_id in nodes), key=lambda n: (_ORDER[n["relation"]], n["name"])),
         "edges": sorted(({"from": e.upstream_id, "to": e.pipeline_id,
                           "from_name": nodes[e.upstream_id].name, "to_name": nodes[e.pipeline_id].name}
                          for e in on_path), key=lambda e: (e["from_name"], e["to_name"])),
     }
+
+
+_ORDER = {"upstream": 0, "self": 1, "downstream": 2}  # nodes in the direction data flows
 
 
 def _ref(pipeline: Pipeline) -> dict:

@@ -62,8 +62,8 @@ def test_lineage_is_the_transitive_graph_through_the_pipeline(client, create_pip
     _upstreams(client, d, ["b"])
     _upstreams(client, x, ["a"])  # a sibling of b: not b's lineage
     graph = body_of(client.get(f"{BASE}/{b['id']}/lineage"), 200)
-    assert {(n["name"], n["relation"]) for n in graph["nodes"]} == {
-        ("a", "upstream"), ("b", "self"), ("c", "downstream"), ("d", "downstream")}
+    assert [(n["name"], n["relation"]) for n in graph["nodes"]] == [
+        ("a", "upstream"), ("b", "self"), ("c", "downstream"), ("d", "downstream")]
     assert {(e["from_name"], e["to_name"]) for e in graph["edges"]} == {("a", "b"), ("b", "c"), ("b", "d")}
     edge = next(e for e in graph["edges"] if e["to_name"] == "b")
     assert edge["from"] == a["id"] and edge["to"] == b["id"]
