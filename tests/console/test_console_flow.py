@@ -70,3 +70,19 @@ def test_the_run_page_shows_the_attempt_and_the_run_it_retries(client, create_pi
     assert f'<dd class="attempt">2 (retries <a href="/pipelines/{pipeline["id"]}/runs/{first}">the failed run</a>)' in page
     assert f'<a href="/pipelines/{pipeline["id"]}/runs/{second}">retried</a>' in text(
         client.get(f"/pipelines/{pipeline['id']}/runs/{first}"))
+
+
+def test_a_waiting_retry_is_shown_on_the_pipeline_page(client, create_pipeline, sql):
+    pipeline = create_pipeline()
+    failed, retry = "33333333-3333-4333-8333-333333333333", "44444444-4444-4444-8444-444444444444"
+    sql("INSERT INTO etl_pipeline_runs (id, pipeline_id, status, trigger, finished_at, error_message, rows_read, "
+        "rows_written) VALUES (%s, %s, 'FAILED', 'manual', now(), 'boom', 0, 0)", (failed, pipeline["id"]))
+    sql("INSERT INTO etl_pipeline_runs (id, pipeline_id, status, trigger, attempt, retry_of, not_before, rows_read, "
+        "rows_written) VALUES (%s, %s, 'RUNNING', 'retry', 2, %s, now() + interval '10 minutes', 0, 0)",
+        (retry, pipeline["id"], failed))
+    sql("UPDATE etl_pipelines SET status = 'FAILED' WHERE id = %s", (pipeline["id"],))
+    page = text(client.get(f"/pipelines/{pipeline['id']}"))
+    assert "Retry queued, waiting out its backoff" in page
+    assert f'<a href="/pipelines/{pipeline["id"]}/runs/{retry}">attempt 2</a> not before' in flow_section(page)
+    detail = text(client.get(f"/pipelines/{pipeline['id']}/runs/{retry}"))
+    assert "waiting for its retry backoff (attempt 2, not before " in detail and "Not before" in detail
