@@ -199,3 +199,26 @@ def test_a_follow_up_that_fails_never_loses_the_runs_outcome(client, create_pipe
     client.post(f"{BASE}/{pipeline['id']}/run")
     assert finished_run(client, pipeline["id"])["status"] == "SUCCESS"
     assert client.get(f"{BASE}/{pipeline['id']}").get_json()["status"] == "IDLE"
+
+
+def test_a_run_refused_for_its_configuration_alerts_but_is_not_retried(client, create_pipeline, sql):
+    pipeline = create_pipeline()
+    _policy(client, pipeline["id"], max_retries=3, retry_initial_delay_s=0.1, retry_jitter=0)
+    _subscribe(sql, pipeline["id"], ("run.failed",))
+    # Saved before the API refused such queries: the run refuses it, and no retry would help.
+    sql("UPDATE etl_pipelines SET source_query = 'DELETE FROM analytics.film_dim' WHERE id = %s", (pipeline["id"],))
+    client.post(f"{BASE}/{pipeline['id']}/run")
+    run = finished_run(client, pipeline["id"])
+    assert run["status"] == "FAILED" and len(_runs(client, pipeline["id"])) == 1
+    assert _alerted(sql, pipeline["id"]) == [("run.failed", run["id"])]
+
+
+def test_disabling_the_pipeline_withdraws_a_waiting_retry(client, create_pipeline):
+    pipeline = create_pipeline(source_query=FAILING_QUERY)
+    _policy(client, pipeline["id"], max_retries=2, retry_initial_delay_s=600, retry_jitter=0)
+    client.post(f"{BASE}/{pipeline['id']}/run")
+    waiting = wait_for(lambda: client.get(f"{BASE}/{pipeline['id']}/retries").get_json()["pending_retry"],
+                       timeout=30, message="a retry to be queued")
+    assert client.patch(f"{BASE}/{pipeline['id']}", json={"enabled": False}).get_json()["status"] == "PAUSED"
+    assert "withdrawn by disabling the pipeline" in _detail(client, pipeline["id"], waiting["run_id"])["error_message"]
+    assert client.get(f"{BASE}/{pipeline['id']}/retries").get_json()["pending_retry"] is None
