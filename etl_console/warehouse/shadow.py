@@ -161,7 +161,11 @@ def grant_read(cursor, shadow: Shadow, role: str) -> bool:
     cursor.execute("SELECT has_table_privilege(%s, %s, 'SELECT')", (role, shadow.oid))
     if cursor.fetchone()[0]:
         return False
-    cursor.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(sql.Identifier(SHADOW_SCHEMA), sql.Identifier(role)))
+    # Concurrent GRANTs on one schema fail with "tuple concurrently updated": grant it once, under a lock.
+    cursor.execute("SELECT has_schema_privilege(%s, %s, 'USAGE')", (role, SHADOW_SCHEMA))
+    if not cursor.fetchone()[0]:
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtext('etl_console shadow schema grant'))")
+        cursor.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(sql.Identifier(SHADOW_SCHEMA), sql.Identifier(role)))
     cursor.execute(sql.SQL("GRANT SELECT ON {} TO {}").format(shadow.identifier, sql.Identifier(role)))
     return True
 
