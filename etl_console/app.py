@@ -9,7 +9,6 @@ import json
 import logging
 import threading
 import weakref
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from flask_wtf.csrf import CSRFProtect
 from .config import Config
 from .local_secrets import local_secret
 from .db.engine import LazyDatabase
+from .extensions import EXTENSION_KEY, EtlExtension, etl_of
 
 log = logging.getLogger(__name__)
 
@@ -84,8 +84,8 @@ class EtlFlask(Flask):
     def secret_key(self):
         """ETL_SECRET_KEY, or the data directory's generated one, created on first use (not by create_app)."""
         key = self.config.get("SECRET_KEY")
-        if key is None and "etl" in self.extensions:
-            key = self.config["SECRET_KEY"] = local_secret(self.extensions["etl"].config.data_dir, "secret_key")
+        if key is None and EXTENSION_KEY in self.extensions:
+            key = self.config["SECRET_KEY"] = local_secret(etl_of(self).config.data_dir, "secret_key")
         return key
 
     @secret_key.setter
@@ -97,15 +97,6 @@ class EtlFlask(Flask):
         if isinstance(redirect, RequestRedirect) and request.path.startswith("/api/"):
             raise _ApiSlashRedirect(redirect.new_url)
         super().raise_routing_exception(request)
-
-
-@dataclass
-class EtlState:
-    config: Config
-    database: LazyDatabase
-    runner: Any = None  # a runner thread, started by the serving process (never by create_app)
-    reconcile_slots: threading.Semaphore | None = None  # bounds reconcile-now per process
-    source_check: Any = None  # SourcePrivilegeCheck: is user SQL running as a least-privilege login?
 
 
 def create_app(overrides: dict[str, Any] | None = None) -> Flask:
@@ -133,13 +124,13 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     database = LazyDatabase(config)
     from .db.source_login import SourcePrivilegeCheck
 
-    state = EtlState(
+    state = EtlExtension(
         config,
         database,
         reconcile_slots=threading.BoundedSemaphore(max(1, config.reconcile_concurrency)),
         source_check=SourcePrivilegeCheck(database),
     )
-    app.extensions["etl"] = state
+    app.extensions[EXTENSION_KEY] = state
 
     from .api import init_api
     from .api.context import close_db_session

@@ -32,6 +32,8 @@ import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from .extensions import etl_of
+
 ROLES = ("viewer", "operator")
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 PUBLIC_PATHS = frozenset(
@@ -197,7 +199,7 @@ def init_auth(app, config) -> AuthSettings:
         app.config["PERMANENT_SESSION_LIFETIME"] = SESSION_LIFETIME
     from .web_sessions import ServerSideSessionInterface
 
-    app.session_interface = ServerSideSessionInterface(app.extensions["etl"].database)
+    app.session_interface = ServerSideSessionInterface(etl_of(app).database)
     app.config["SESSION_COOKIE_HTTPONLY"] = True
     app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
 
@@ -383,7 +385,7 @@ def _login_limiter(app, login_blueprint):
         key_func=_client_network,
         app=app,
         storage_uri=f"{STORAGE_SCHEME}://",
-        storage_options={"database": app.extensions["etl"].database},
+        storage_options={"database": etl_of(app).database},
         strategy="fixed-window",
         key_prefix="etl-console",
     )

@@ -29,6 +29,8 @@ import os
 import time
 from types import SimpleNamespace
 
+from .extensions import etl_of
+
 log = logging.getLogger(__name__)
 
 RUN_DURATION_BUCKETS = (0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 10800)
@@ -198,7 +200,7 @@ def init_metrics(app, config) -> None:
         return response
 
     def metrics_view():
-        state = app.extensions["etl"]
+        state = etl_of(app)
         body, content_type = exposition(state.database.engine, state.config.run_lease_s)
         return flask.Response(body, content_type=content_type)
 

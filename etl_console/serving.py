@@ -7,6 +7,8 @@ import sys
 
 from gunicorn.app.base import BaseApplication
 
+from .extensions import etl_of
+
 
 class _EtlGunicorn(BaseApplication):
     def __init__(self, options: dict) -> None:
@@ -29,7 +31,7 @@ def web_process_app():
     from .db.migrate import require_current_schema
 
     app = create_app()
-    state = app.extensions["etl"]
+    state = etl_of(app)
     require_current_schema(state.database.engine)
     if state.config.runner == "thread":
         start_runner_thread(app)
@@ -40,7 +42,7 @@ def start_runner_thread(app, name: str = "web"):
     """A runner inside this web process, stopped at exit."""
     from .runner.runner import Runner
 
-    state = app.extensions["etl"]
+    state = etl_of(app)
     state.runner = Runner(state.database, state.config, name=name).start()
     atexit.register(state.runner.stop)
     return state.runner

@@ -9,7 +9,7 @@ from flask.views import MethodView
 from ..services import alert_channels as alert_service
 from ..services.alert_events import EVENT_KINDS
 from . import Blueprint, fields, path_params
-from .context import db_session, secret_box, state
+from .context import current_etl, db_session, secret_box
 from .errors import decode_cursor, encode_cursor
 from .schemas import DetailErrorSchema, UtcDateTime, _Input
 
@@ -130,7 +130,7 @@ BAD = {"description": "Name taken, a webhook without a secret, or email without 
 
 
 def _smtp_configured() -> bool:
-    return bool(state().config.smtp_host)
+    return bool(current_etl().config.smtp_host)
 
 
 @blp.route("/alert-channels/")
@@ -186,7 +186,7 @@ def test_channel(channel_id):
     """Send a test event (`alert.test`) now, bounded by ETL_ALERT_CONNECT_TIMEOUT_S + ETL_ALERT_READ_TIMEOUT_S.
 
     A receiver that is down answers 200 with `delivered: false` and says why: the test ran."""
-    return alert_service.test_channel(db_session(), state().config, channel_id)
+    return alert_service.test_channel(db_session(), current_etl().config, channel_id)
 
 
 @blp.route("/pipelines/<pipeline_id>/alerts")

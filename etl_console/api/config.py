@@ -13,7 +13,7 @@ import marshmallow as ma
 from ..services import config as config_service
 from . import Blueprint, fields
 from .config_schemas import ConfigDocumentSchema
-from .context import db_session, state
+from .context import current_etl, db_session
 from .errors import RequestValidationFailed, json_error, validation_error
 from .schemas import DetailErrorSchema, _Input
 
@@ -84,12 +84,12 @@ def _answer(result: config_service.Plan, *, applied: bool) -> dict:
 
 
 def _context():
-    return config_service.context_for(state().config, state().database)
+    return config_service.context_for(current_etl().config, current_etl().database)
 
 
 def _run(action, query):
     try:
-        return action(state().database.engine, _document(), _context(), prune=query["prune"])
+        return action(current_etl().database.engine, _document(), _context(), prune=query["prune"])
     except config_service.ConfigDocumentInvalid as invalid:
         raise RequestValidationFailed([
             validation_error("value_error", ["body", *loc], message, None) for loc, message in invalid.problems

@@ -13,7 +13,7 @@ from flask.views import MethodView
 from sqlalchemy import text
 
 from . import Blueprint
-from .context import state
+from .context import current_etl
 from .schemas import HealthSchema
 
 blp = Blueprint("health", __name__, url_prefix="/api/v1", description="Service health")
@@ -25,7 +25,7 @@ class Health(MethodView):
     @blp.alt_response(503, schema=HealthSchema, description="The database is unreachable, no runner is alive, or user SQL would run with too many privileges")
     def get(self):
         """Health: 200 when the database answers and a runner heartbeated within the lease"""
-        app_state = state()
+        app_state = current_etl()
         checks = {"database": "ok", "runner": "ok", "source_privileges": "ok"}
         try:
             with app_state.database.engine.connect() as conn:

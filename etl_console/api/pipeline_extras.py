@@ -9,7 +9,7 @@ from ..services import schedules as schedule_service
 from ..services import state as state_service
 from ..services.pipelines import get_pipeline
 from . import Blueprint, path_params
-from .context import db_session, source_access, state
+from .context import current_etl, db_session, source_access
 from .schemas import (
     DetailErrorSchema,
     ReconciliationSchema,
@@ -108,7 +108,7 @@ class Schedule(MethodView):
 @blp.alt_response(422, **VALIDATION)
 def reconcile(pipeline_id):
     """Compare the source query with the target over the target's primary key, read-only"""
-    app_state = state()
+    app_state = current_etl()
     return reconciliations.reconcile_pipeline(
         db_session(), pipeline_id, app_state.database.source_dsn, app_state.config.in_request_timeout_s,
         app_state.config.source_role, slots=app_state.reconcile_slots, source_access=source_access(),
@@ -121,4 +121,4 @@ def reconcile(pipeline_id):
 @blp.alt_response(422, **VALIDATION)
 def run_detail(pipeline_id, run_id):
     """The full record of one run: configuration, batches, timings, reconciliation"""
-    return run_service.run_detail(db_session(), pipeline_id, run_id, state().config.target_max_concurrent_runs)
+    return run_service.run_detail(db_session(), pipeline_id, run_id, current_etl().config.target_max_concurrent_runs)

@@ -7,7 +7,7 @@ from flask.views import MethodView
 from ..services import pipelines as pipeline_service
 from ..services import runs as run_service
 from . import Blueprint, path_params
-from .context import allowed_targets, db_session, source_access, state, wake_runner
+from .context import allowed_targets, current_etl, db_session, source_access, wake_runner
 from .errors import decode_cursor, encode_cursor
 from .schemas import (
     DetailErrorSchema,
@@ -94,7 +94,7 @@ class PipelineById(MethodView):
         """Update some fields of a pipeline; an empty body returns it unchanged"""
         return pipeline_service.update_pipeline(
             db_session(), allowed_targets(), pipeline_id, changes, source_access=source_access(),
-            default_source_dsn=state().database.source_dsn,  # re-checks a PYTHON pipeline's tasks
+            default_source_dsn=current_etl().database.source_dsn,  # re-checks a PYTHON pipeline's tasks
         )
 
 

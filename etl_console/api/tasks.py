@@ -7,7 +7,7 @@ from flask.views import MethodView
 
 from ..services import tasks as task_service
 from . import Blueprint, fields, path_params
-from .context import db_session, source_access, state
+from .context import current_etl, db_session, source_access
 from .schemas import DetailErrorSchema, _Input
 
 blp = Blueprint(
@@ -74,7 +74,7 @@ class Tasks(MethodView):
     def put(self, body, pipeline_id):
         """Replace the whole ordered list; checked against the source's columns and the target table"""
         tasks = task_service.replace_tasks(db_session(), pipeline_id, body["tasks"], source_access=source_access(),
-                                           default_source_dsn=state().database.source_dsn)
+                                           default_source_dsn=current_etl().database.source_dsn)
         return {"pipeline_id": pipeline_id, "tasks": tasks}
 
 

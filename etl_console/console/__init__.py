@@ -29,9 +29,9 @@ def init_console(app) -> None:
 
 def source_privilege_problems() -> list[str]:
     """Why user SQL is not confined to a least-privilege login (empty when it is); cached by the check."""
-    import flask
+    from ..extensions import current_etl
 
-    check = flask.current_app.extensions["etl"].source_check
+    check = current_etl().source_check
     try:
         return check.problems()
     except Exception:  # noqa: BLE001 - a page must render even when the check cannot run

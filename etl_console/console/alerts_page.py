@@ -14,7 +14,7 @@ import marshmallow as ma
 from werkzeug.exceptions import NotFound
 
 from ..api.alerts import ChannelCreateSchema
-from ..api.context import db_session, secret_box, state
+from ..api.context import current_etl, db_session, secret_box
 from ..services import alert_channels as alert_service
 from ..services import errors
 from ..services.alert_events import EVENT_KINDS
@@ -50,7 +50,7 @@ def _alerts_page(values: dict, form_errors: dict, status: int = 200):
     return flask.render_template(
         "console/alerts.html", channels=channels, deliveries=deliveries, values=values, errors=form_errors,
         statuses=alert_service.DELIVERY_STATUSES, shown_status=shown_status,
-        smtp_configured=bool(state().config.smtp_host)), status
+        smtp_configured=bool(current_etl().config.smtp_host)), status
 
 
 @bp.post("/alerts/channels")
@@ -63,7 +63,7 @@ def create_channel():
     form_errors: dict[str, str] = {}
     try:
         loaded = _create_schema.load(data)
-        alert_service.create_channel(db_session(), secret_box(), loaded, smtp_configured=bool(state().config.smtp_host))
+        alert_service.create_channel(db_session(), secret_box(), loaded, smtp_configured=bool(current_etl().config.smtp_host))
     except ma.ValidationError as error:
         for name, messages in error.normalized_messages().items():
             form_errors[name] = str(messages[0] if isinstance(messages, list) else messages)
@@ -79,7 +79,7 @@ def create_channel():
 def test_channel(channel_id: str):
     """Send a test event now; htmx gets the row's result cell, a plain form post the page again."""
     cid = _uuid(channel_id, "Alert channel")
-    result = alert_service.test_channel(db_session(), state().config, cid)
+    result = alert_service.test_channel(db_session(), current_etl().config, cid)
     if views._htmx():
         return flask.render_template("console/_alert_test.html", test=result, channel_id=cid)
     return flask.redirect(flask.url_for(".alerts"), 303)

@@ -27,7 +27,7 @@ RUNNING_STATE_MESSAGE = "Cannot change the state of a pipeline while it is RUNNI
 
 @dataclass(frozen=True)
 class EtlSettings:
-    """The few settings the panels need, from app.extensions["etl"] (given by the view)."""
+    """The few settings the panels need, from the app's EtlExtension (given by the view)."""
 
     source_dsn: str
     statement_timeout_s: float

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import flask
 
-from ..api.context import db_session, source_access, state
+from ..api.context import current_etl, db_session, source_access
 from ..services import tasks as task_service
 from ..services.errors import InvalidPipeline, InvalidSourceQuery, PipelineBusy, SourceUnreachable
 from . import views
@@ -73,7 +73,7 @@ def save_tasks(pipeline_id: str):
     try:
         tasks, done = _changed(task_service.list_tasks(session, pid), action, key, form)
         task_service.replace_tasks(session, pid, tasks, source_access=source_access(),
-                                   default_source_dsn=state().database.source_dsn)
+                                   default_source_dsn=current_etl().database.source_dsn)
         panel = _panel(session, pid, saved=done)
     except (ValueError, InvalidPipeline, InvalidSourceQuery, PipelineBusy, SourceUnreachable) as error:
         session.rollback()

@@ -15,7 +15,7 @@ import flask
 from werkzeug.exceptions import BadRequest, NotFound
 
 from ..api.context import allowed_targets, db_session, source_access, wake_runner
-from ..api.context import state as etl_state
+from ..api.context import current_etl
 from ..db.models import PipelineStatus, RunStatus
 from ..services import connections as connection_service
 from ..services import overview
@@ -56,7 +56,7 @@ def _inline(body: str, status: int = 200) -> flask.Response:
 
 
 def _settings() -> panels.EtlSettings:
-    app_state = etl_state()
+    app_state = current_etl()
     return panels.EtlSettings(
         source_dsn=app_state.database.source_dsn,
         reconcile_slots=app_state.reconcile_slots,
@@ -329,7 +329,7 @@ def run_detail(pipeline_id: str, run_id: str):
         raise NotFound("Run not found") from None
     session = db_session()
     pipeline = pipeline_service.get_pipeline(session, pid)
-    run = run_service.run_detail(session, pid, rid, etl_state().config.target_max_concurrent_runs)
+    run = run_service.run_detail(session, pid, rid, current_etl().config.target_max_concurrent_runs)
     context = {
         "pipeline": pipeline,
         "run": run,
