@@ -137,7 +137,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     from .console import init_console
     from .web_errors import init_error_handlers
 
-    init_api(app)
+    init_api(app, config)
     init_console(app)
     init_error_handlers(app)
     from .auth import init_auth

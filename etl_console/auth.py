@@ -204,7 +204,6 @@ def init_auth(app, config) -> AuthSettings:
     app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
 
     _register_login(app, settings)
-    _document_security(app, settings)
 
     @app.url_value_preprocessor
     def _authorize_first(_endpoint=None, _values=None):
@@ -439,49 +438,6 @@ def _client_network() -> str:
             return f"address:{parsed.ipv4_mapped}"
         return "address:" + str(ipaddress.ip_network(f"{parsed}/64", strict=False))
     return f"address:{parsed}"
-
-
-def _document_security(app, settings: AuthSettings) -> None:
-    """Declare the bearer scheme and the 401/403 answers in the served OpenAPI document."""
-    if not settings.enabled:
-        return
-    apis = app.extensions.get("flask-smorest", {}).get("apis", {})
-    for entry in apis.values():
-        spec = entry["ext_obj"].spec
-        original = spec.to_dict
-
-        def to_dict(original=original):
-            import copy
-
-            doc = copy.deepcopy(original())
-            components = doc.setdefault("components", {})
-            components.setdefault("securitySchemes", {})["bearerAuth"] = {"type": "http", "scheme": "bearer"}
-            doc["security"] = [{"bearerAuth": []}]
-            for path, operations in doc.get("paths", {}).items():
-                for method, operation in operations.items():
-                    if not isinstance(operation, dict) or method == "parameters":
-                        continue
-                    if path in PUBLIC_PATHS:
-                        operation["security"] = []
-                        continue
-                    responses = operation.setdefault("responses", {})
-                    responses.setdefault("401", _detail_response("Missing or invalid bearer token"))
-                    if method.upper() not in READ_METHODS:
-                        responses.setdefault("403", _detail_response("The token's role is viewer (read only)"))
-            return doc
-
-        spec.to_dict = to_dict
-
-
-def _detail_response(description: str) -> dict:
-    return {
-        "description": description,
-        "content": {
-            "application/json": {
-                "schema": {"type": "object", "properties": {"detail": {"type": "string"}}, "required": ["detail"]}
-            }
-        },
-    }
 
 
 def main(argv: list[str] | None = None) -> int:

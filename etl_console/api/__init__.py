@@ -22,7 +22,7 @@ class Api(flask_smorest.Api):
         pass
 
 
-def init_api(app) -> Api:
+def init_api(app, config) -> Api:
     from .audit import blp as audit_blp
     from .alerts import blp as alerts_blp
     from .checks import blp as checks_blp
@@ -35,7 +35,12 @@ def init_api(app) -> Api:
     from .pipelines import blp as pipelines_blp
     from .tasks import blp as tasks_blp
 
-    api = Api(app)
+    from ..auth import PUBLIC_PATHS, settings_from_config
+    from . import security_doc
+
+    auth_enabled = settings_from_config(config).enabled
+    api = Api(app, spec_kwargs=security_doc.spec_kwargs(auth_enabled, PUBLIC_PATHS))
+    security_doc.declare_scheme(api, auth_enabled)
     # Every path parameter under /api/v1 is an id (pipeline, run, connection, channel): a UUID, as
     # FastAPI documented it, so clients and fuzzers send UUIDs. Any string still reaches the view,
     # whose path parsing answers a 422 naming the field (path_params), as FastAPI did.
