@@ -41,6 +41,9 @@ def init_api(app, config) -> Api:
     auth_enabled = settings_from_config(config).enabled
     api = Api(app, spec_kwargs=security_doc.spec_kwargs(auth_enabled, PUBLIC_PATHS))
     security_doc.declare_scheme(api, auth_enabled)
+    from .schemas import UtcDateTime
+
+    api.register_field(UtcDateTime, "string", "date-time")
     # Every path parameter under /api/v1 is an id (pipeline, run, connection, channel): a UUID, as
     # FastAPI documented it, so clients and fuzzers send UUIDs. Any string still reaches the view,
     # whose path parsing answers a 422 naming the field (path_params), as FastAPI did.

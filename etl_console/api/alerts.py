@@ -26,7 +26,6 @@ blp.before_request(path_params.raise_path_errors_unless_parsing)
 
 SECRET_DOC = ("Write-only: the HMAC-SHA256 key of the X-Signature header (see the README); never returned "
               "(see secret_set). Required for webhooks.")
-DATE = {"type": "string", "format": "date-time"}
 
 
 class ChannelCreateSchema(_Input):
@@ -59,8 +58,8 @@ class ChannelOutSchema(ma.Schema):
     email = ma.fields.String(allow_none=True)
     enabled = ma.fields.Boolean()
     secret_set = ma.fields.Boolean()
-    created_at = UtcDateTime(metadata=DATE)
-    updated_at = UtcDateTime(metadata=DATE)
+    created_at = UtcDateTime()
+    updated_at = UtcDateTime()
 
 
 class ChannelTestSchema(ma.Schema):
@@ -95,8 +94,8 @@ class PipelineAlertsOutSchema(ma.Schema):
     channels = ma.fields.List(ma.fields.Nested(SubscriptionOutSchema))
     freshness_minutes = ma.fields.Integer(allow_none=True)
     stale = ma.fields.Boolean()
-    freshness_breached_at = UtcDateTime(allow_none=True, metadata=DATE)
-    last_success_at = UtcDateTime(allow_none=True, metadata=DATE)
+    freshness_breached_at = UtcDateTime(allow_none=True)
+    last_success_at = UtcDateTime(allow_none=True)
 
 
 class DeliveryQuerySchema(_Input):
@@ -117,11 +116,11 @@ class DeliveryOutSchema(ma.Schema):
     run_id = ma.fields.UUID(allow_none=True)
     status = ma.fields.String()
     attempts = ma.fields.Integer()
-    next_attempt_at = UtcDateTime(allow_none=True, metadata=DATE)
+    next_attempt_at = UtcDateTime(allow_none=True)
     last_http_status = ma.fields.Integer(allow_none=True)
     last_error = ma.fields.String(allow_none=True)
-    created_at = UtcDateTime(metadata=DATE)
-    delivered_at = UtcDateTime(allow_none=True, metadata=DATE)
+    created_at = UtcDateTime()
+    delivered_at = UtcDateTime(allow_none=True)
 
 
 NOT_FOUND = {"description": "Alert channel not found", "schema": DetailErrorSchema}

@@ -35,7 +35,7 @@ class AuditQuerySchema(_Input):
 
 class AuditEntrySchema(ma.Schema):
     id = ma.fields.Integer()
-    at = UtcDateTime(metadata={"type": "string", "format": "date-time"})
+    at = UtcDateTime()
     actor = ma.fields.String()
     actor_kind = ma.fields.String(metadata={"enum": list(audit_service.ACTOR_KINDS)})
     client_addr = ma.fields.String(allow_none=True)

@@ -48,7 +48,7 @@ class ChecksOutSchema(ma.Schema):
     not_null_columns = ma.fields.List(ma.fields.String())
     unique_keys = ma.fields.List(ma.fields.List(ma.fields.String()))
     assertions = ma.fields.List(ma.fields.Nested(AssertionSchema))
-    updated_at = UtcDateTime(allow_none=True, metadata={"type": "string", "format": "date-time"})
+    updated_at = UtcDateTime(allow_none=True)
 
 
 NOT_FOUND = {"description": "Pipeline not found", "schema": DetailErrorSchema}

@@ -79,8 +79,8 @@ class ConnectionOutSchema(ma.Schema):
     url = ma.fields.String(metadata={"description": "The address, without the password"})
     pipelines = ma.fields.List(ma.fields.String(), metadata={"description": "Pipelines reading this source"})
     last_test = ma.fields.Dict(allow_none=True)
-    created_at = UtcDateTime(metadata={"type": "string", "format": "date-time"})
-    updated_at = UtcDateTime(metadata={"type": "string", "format": "date-time"})
+    created_at = UtcDateTime()
+    updated_at = UtcDateTime()
 
 
 class ConnectionTestSchema(ma.Schema):

@@ -43,7 +43,7 @@ class RetryPolicyInSchema(_Input):
 class PendingRetrySchema(ma.Schema):
     run_id = ma.fields.UUID()
     attempt = ma.fields.Integer()
-    not_before = UtcDateTime(metadata={"type": "string", "format": "date-time"})
+    not_before = UtcDateTime()
 
 
 class RetryPolicyOutSchema(ma.Schema):

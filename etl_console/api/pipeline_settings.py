@@ -33,8 +33,8 @@ class PipelineSettingsSchema(ma.Schema):
     schedule = ma.fields.String(allow_none=True)
     required_label = ma.fields.String(allow_none=True, metadata={
         "description": "Only runners started with this label run it (etl-console worker --label)"})
-    created_at = UtcDateTime(metadata={"type": "string", "format": "date-time"})
-    updated_at = UtcDateTime(metadata={"type": "string", "format": "date-time"})
+    created_at = UtcDateTime()
+    updated_at = UtcDateTime()
 
 
 @blp.route("/<pipeline_id>/settings", methods=["GET"])

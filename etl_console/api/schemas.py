@@ -78,8 +78,8 @@ class PipelineOutSchema(ma.Schema):
 class PipelineRunOutSchema(ma.Schema):
     id = ma.fields.UUID()
     status = ma.fields.String(metadata={"enum": ["RUNNING", "SUCCESS", "FAILED"]})
-    started_at = UtcDateTime(metadata={"type": "string", "format": "date-time"})
-    finished_at = UtcDateTime(allow_none=True, metadata={"type": "string", "format": "date-time"})
+    started_at = UtcDateTime()
+    finished_at = UtcDateTime(allow_none=True)
     rows_read = ma.fields.Integer()
     rows_written = ma.fields.Integer()
     error_message = ma.fields.String(allow_none=True)
@@ -114,14 +114,14 @@ class StateChangeSchema(ma.Schema):
     new_watermark = ma.fields.String(allow_none=True)
     changed_by = ma.fields.String()
     run_id = ma.fields.UUID(allow_none=True)
-    changed_at = UtcDateTime(metadata={"type": "string", "format": "date-time"})
+    changed_at = UtcDateTime()
 
 
 class StateOutSchema(ma.Schema):
     pipeline_id = ma.fields.UUID()
     incremental_key = ma.fields.String(allow_none=True)
     watermark = ma.fields.String(allow_none=True)
-    updated_at = UtcDateTime(allow_none=True, metadata={"type": "string", "format": "date-time"})
+    updated_at = UtcDateTime(allow_none=True)
     changes = ma.fields.List(ma.fields.Nested(StateChangeSchema))
 
 
@@ -136,9 +136,8 @@ class ScheduleInSchema(_Input):
 class ScheduleOutSchema(ma.Schema):
     pipeline_id = ma.fields.UUID(attribute="id")
     schedule = ma.fields.String(allow_none=True)
-    next_run_at = UtcDateTime(allow_none=True, metadata={"type": "string", "format": "date-time"})
-    last_tick = UtcDateTime(attribute="schedule_last_tick", allow_none=True,
-                            metadata={"type": "string", "format": "date-time"})
+    next_run_at = UtcDateTime(allow_none=True)
+    last_tick = UtcDateTime(attribute="schedule_last_tick", allow_none=True)
 
 
 class ReconciliationSchema(ma.Schema):
@@ -157,15 +156,15 @@ class RunDetailSchema(ma.Schema):
     pipeline_id = ma.fields.UUID()
     status = ma.fields.String()
     trigger = ma.fields.String()
-    started_at = UtcDateTime(metadata={"type": "string", "format": "date-time"})
-    claimed_at = UtcDateTime(allow_none=True, metadata={"type": "string", "format": "date-time"})
-    finished_at = UtcDateTime(allow_none=True, metadata={"type": "string", "format": "date-time"})
+    started_at = UtcDateTime()
+    claimed_at = UtcDateTime(allow_none=True)
+    finished_at = UtcDateTime(allow_none=True)
     duration_s = ma.fields.Float(allow_none=True)
     rows_read = ma.fields.Integer()
     rows_written = ma.fields.Integer()
     error_message = ma.fields.String(allow_none=True)
     worker_id = ma.fields.String(allow_none=True)
-    heartbeat_at = UtcDateTime(allow_none=True, metadata={"type": "string", "format": "date-time"})
+    heartbeat_at = UtcDateTime(allow_none=True)
     config = ma.fields.Dict(attribute="config_snapshot", allow_none=True)
     batches = ma.fields.Dict(allow_none=True)
     timings = ma.fields.Dict(allow_none=True)
@@ -180,7 +179,7 @@ class RunDetailSchema(ma.Schema):
     attempt = ma.fields.Integer(metadata={"description": "1 for a first run; 2 and up for its retries"})
     retry_of = ma.fields.UUID(allow_none=True, metadata={"description": "The failed run this run retries"})
     not_before = UtcDateTime(allow_none=True, metadata={
-        "type": "string", "format": "date-time", "description": "A queued retry is not started before this"})
+        "description": "A queued retry is not started before this"})
     retried_by = ma.fields.UUID(allow_none=True, metadata={"description": "The run that retries this failed run"})
     triggered_by = ma.fields.List(ma.fields.Dict(), allow_none=True, metadata={
         "description": "Upstream successes that queued this run (pipeline_id, pipeline, run_id)"})
