@@ -236,3 +236,18 @@ def test_a_connection_password_comes_from_its_variable_and_is_never_shown(engine
     missing = config_service.ConfigContext(context.allowed_targets, context.source_access, context.default_source_dsn, {})
     without = config_service.plan(engine, text, missing)
     assert not without.has_changes and len(without.warnings) == 2  # kept, with a warning each
+
+
+def test_a_deadlock_with_a_finishing_run_is_a_retryable_refusal(engine, context, world, monkeypatch):
+    """PostgreSQL ends one of two transactions whose lock orders meet; apply reports it as busy."""
+    from sqlalchemy import text
+
+    from etl_console.services.config import apply as apply_module
+
+    before = export(engine)
+    raise_deadlock = "DO $$ BEGIN RAISE EXCEPTION 'deadlock detected' USING ERRCODE = '40P01'; END $$"
+    monkeypatch.setattr(apply_module, "_lock_pipelines", lambda session: session.execute(text(raise_deadlock)))
+    with pytest.raises(config_service.ConfigBusy) as refused:
+        config_service.apply(engine, before.replace("batch_size: 500", "batch_size: 250"), context)
+    assert "apply it again" in str(refused.value)
+    assert export(engine) == before

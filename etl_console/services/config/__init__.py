@@ -5,5 +5,7 @@ from .errors import ConfigBusy, ConfigDocumentInvalid, ConfigRefused
 from .export import export_document, export_yaml, to_yaml
 from .plan import Plan
 
+export = export_yaml  # export(session, names=None) -> the YAML text
+
 __all__ = ["ConfigBusy", "ConfigContext", "ConfigDocumentInvalid", "ConfigRefused", "Plan", "apply", "context_for",
-           "export_document", "export_yaml", "plan", "to_yaml"]
+           "export", "export_document", "export_yaml", "plan", "to_yaml"]

@@ -14,6 +14,7 @@ from typing import Iterable, Mapping
 
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from ...db.models import Pipeline, PipelineStatus
@@ -61,6 +62,21 @@ def plan(engine: Engine, document: str | bytes | dict, context: ConfigContext, *
 def apply(engine: Engine, document: str | bytes | dict, context: ConfigContext, *, prune: bool = False) -> Plan:
     """Apply the document, all or nothing; ConfigBusy when a pipeline to change or delete is RUNNING."""
     desired = load(document, context.allowed_targets)
+    try:
+        return _apply(engine, desired, context, prune=prune)
+    except DBAPIError as error:
+        # A runner recording an outcome locks a pipeline, then the pipelines after it: that order can
+        # meet this one's, and PostgreSQL then ends one of the two transactions. Ours changed nothing.
+        if getattr(error.orig, "pgcode", None) in DEADLOCK_OR_SERIALIZATION:
+            raise ConfigBusy("Cannot apply the configuration now: it met a run finishing at the same moment; "
+                             "nothing was changed, apply it again") from None
+        raise
+
+
+DEADLOCK_OR_SERIALIZATION = ("40P01", "40001")
+
+
+def _apply(engine: Engine, desired: dict, context: ConfigContext, *, prune: bool) -> Plan:
     with _transaction(engine, commit=True) as session:
         _lock_pipelines(session)
         result = diff(session, desired, prune=prune, context=context)
