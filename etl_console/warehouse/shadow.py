@@ -121,7 +121,7 @@ def target_indexes(cursor, target_table: str, shadow: Shadow) -> list[ShadowInde
         SELECT ci.relname, pg_get_indexdef(i.indexrelid), con.conname,
                CASE WHEN con.oid IS NOT NULL THEN pg_get_constraintdef(con.oid) END,
                i.indisunique, i.indisclustered, i.indisreplident, obj_description(i.indexrelid, 'pg_class'),
-               format('INDEX %%I ON %%I.%%I USING ', ci.relname, %s, %s)
+               format('INDEX %%I ON %%I.%%I USING ', ci.relname, %s, %s), con.contype, ci.reloptions
         FROM pg_index i
         JOIN pg_class ci ON ci.oid = i.indexrelid
         LEFT JOIN pg_constraint con ON con.conindid = i.indexrelid AND con.conrelid = i.indrelid
@@ -133,8 +133,11 @@ def target_indexes(cursor, target_table: str, shadow: Shadow) -> list[ShadowInde
     )
     indexes = []
     for number, row in enumerate(cursor.fetchall(), start=1):
-        index_name, index_def, constraint, constraint_def, unique, clustered, replident, comment, printed = row
+        (index_name, index_def, constraint, constraint_def, unique, clustered, replident, comment, printed,
+         constraint_type, index_options) = row
         temporary = f"{shadow.name}_{number}"
+        if constraint_type in ("p", "u") and index_options:
+            constraint_def = _with_index_options(constraint_def, index_options)
         if constraint:
             build = sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} ").format(
                 shadow.identifier, sql.Identifier(temporary)
@@ -149,6 +152,17 @@ def target_indexes(cursor, target_table: str, shadow: Shadow) -> list[ShadowInde
             ShadowIndex(index_name, temporary, constraint, build, unique, clustered, replident, comment)
         )
     return indexes
+
+
+def _with_index_options(constraint_def: str, options: list[str]) -> str:
+    """pg_get_constraintdef leaves out a PRIMARY KEY's or UNIQUE's index options (EXCLUDE's it prints);
+    without them the rebuilt index differs (its fillfactor, say) and the rename exchange is refused.
+    The WITH clause goes before the DEFERRABLE attributes."""
+    head, attributes = constraint_def, ""
+    for attribute in (" INITIALLY DEFERRED", " DEFERRABLE"):
+        if head.endswith(attribute):
+            head, attributes = head[: -len(attribute)], attribute + attributes
+    return f"{head} WITH ({', '.join(options)}){attributes}"
 
 
 def build_indexes(cursor, indexes: list[ShadowIndex]) -> None:
