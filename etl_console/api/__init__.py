@@ -3,12 +3,29 @@ from __future__ import annotations
 
 import flask_smorest
 
-from .path_params import PathAwareParser
+from .path_params import PARSES_ARGUMENTS, PathAwareParser, parse_path_ids, raise_path_errors_unless_parsing
 from .schemas import DetailErrorSchema
 
 
 class Blueprint(flask_smorest.Blueprint):
+    """flask-smorest's, with path ids parsed as FastAPI did (see path_params)."""
+
     ARGUMENTS_PARSER = PathAwareParser()
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.url_value_preprocessor(lambda _endpoint, values: parse_path_ids(values))
+        self.before_request(raise_path_errors_unless_parsing)
+
+    def arguments(self, *args, **kwargs):
+        decorate = super().arguments(*args, **kwargs)
+
+        def marked(func):
+            view = decorate(func)
+            setattr(view, PARSES_ARGUMENTS, True)  # copied to outer decorators by functools.wraps
+            return view
+
+        return marked
 
 
 class Api(flask_smorest.Api):

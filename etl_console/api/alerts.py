@@ -8,7 +8,7 @@ from flask.views import MethodView
 
 from ..services import alert_channels as alert_service
 from ..services.alert_events import EVENT_KINDS
-from . import Blueprint, fields, path_params
+from . import Blueprint, fields
 from .context import current_etl, db_session, secret_box
 from .errors import decode_cursor, encode_cursor
 from .schemas import DetailErrorSchema, UtcDateTime, _Input
@@ -20,9 +20,6 @@ blp = Blueprint(
     description="Alert channels (signed webhooks, email), per-pipeline alert settings and freshness, "
                 "and the delivery outbox (beyond the v1 contract).",
 )
-
-blp.url_value_preprocessor(lambda endpoint, values: path_params.collect_path_ids(values, ("channel_id", "pipeline_id")))
-blp.before_request(path_params.raise_path_errors_unless_parsing)
 
 SECRET_DOC = ("Write-only: the HMAC-SHA256 key of the X-Signature header (see the README); never returned "
               "(see secret_set). Required for webhooks.")

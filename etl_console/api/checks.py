@@ -5,7 +5,7 @@ import marshmallow as ma
 from flask.views import MethodView
 
 from ..services import checks as check_service
-from . import Blueprint, fields, path_params
+from . import Blueprint, fields
 from .context import db_session
 from .schemas import DetailErrorSchema, UtcDateTime, _Input
 
@@ -15,8 +15,6 @@ blp = Blueprint(
     url_prefix="/api/v1/pipelines",
     description="Quality gates a full load must pass before it replaces the target (beyond the v1 contract).",
 )
-
-path_params.register(blp)
 
 
 class AssertionSchema(_Input):

@@ -5,7 +5,7 @@ import marshmallow as ma
 from flask.views import MethodView
 
 from ..services import connections as connection_service
-from . import Blueprint, fields, path_params
+from . import Blueprint, fields
 from .context import db_session, secret_box, source_access
 from .schemas import LABEL_ERROR, LABEL_PATTERN, DetailErrorSchema, UtcDateTime, _Input
 
@@ -15,9 +15,6 @@ blp = Blueprint(
     url_prefix="/api/v1/connections",
     description="Named PostgreSQL sources with their own least-privilege logins and limits (beyond the v1 contract).",
 )
-
-blp.url_value_preprocessor(lambda endpoint, values: path_params.collect_path_ids(values, ("connection_id",)))
-blp.before_request(path_params.raise_path_errors_unless_parsing)
 
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 PASSWORD_DOC = "Write-only: never returned (see password_set). In PATCH, null removes it."

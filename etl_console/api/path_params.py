@@ -1,35 +1,52 @@
-"""Path ids are validated together with the query and body, so a 422 lists every error at once, path
-errors first, as FastAPI does. A url_value_preprocessor collects them; the argument parser (or, for
-a view that parses no arguments, a before_request hook) raises them."""
+"""Path ids, validated together with the query and body so that a 422 lists every error at once,
+path errors first, as FastAPI does.
+
+Every path parameter under /api/v1 is an id (a UUID). The API's Blueprint parses them as the URL is
+matched (parse_path_ids); one that is not a UUID is replaced in the view arguments by an
+InvalidPathId carrying its errors. The arguments parser reports those with its own errors; a view
+that parses no arguments reports them before it runs (raise_path_errors_unless_parsing)."""
 from __future__ import annotations
 
 import flask
 
 from .errors import FastAPIStyleParser, RequestValidationFailed, path_uuid
 
+PARSES_ARGUMENTS = "etl_parses_arguments"  # set on views by Blueprint.arguments
 
-def collect_path_ids(values: dict | None, names: tuple[str, ...] = ("pipeline_id", "run_id")) -> None:
-    """url_value_preprocessor body: parse UUIDs in place, or remember their errors for later."""
-    for name in names:
-        if values and name in values:
+
+class InvalidPathId:
+    def __init__(self, errors: list) -> None:
+        self.errors = errors
+
+
+def parse_path_ids(values: dict | None) -> None:
+    """url_value_preprocessor body: UUIDs in place of the strings, or the errors they raise."""
+    for name, value in (values or {}).items():
+        if name.endswith("_id") and isinstance(value, str):
             try:
-                values[name] = path_uuid(values[name], name)
+                values[name] = path_uuid(value, name)
             except RequestValidationFailed as failed:
-                flask.g.setdefault("path_errors", []).extend(failed.errors)
+                values[name] = InvalidPathId(failed.errors)
+
+
+def path_errors() -> list:
+    return [error for value in (flask.request.view_args or {}).values() if isinstance(value, InvalidPathId)
+            for error in value.errors]
 
 
 def raise_path_errors_unless_parsing() -> None:
     """before_request body: a view that parses no arguments reports its path errors now."""
-    if flask.g.get("path_errors") and not _view_parses_arguments():
-        raise RequestValidationFailed(flask.g.pop("path_errors"))
+    errors = path_errors()
+    if errors and not getattr(_current_view(), PARSES_ARGUMENTS, False):
+        raise RequestValidationFailed(errors)
 
 
-def _view_parses_arguments() -> bool:
+def _current_view():
     view = flask.current_app.view_functions.get(flask.request.endpoint)
     view_class = getattr(view, "view_class", None)
     if view_class is not None:
         view = getattr(view_class, flask.request.method.lower(), None)
-    return bool(getattr(view, "_apidoc", {}).get("arguments"))
+    return view
 
 
 class PathAwareParser(FastAPIStyleParser):
@@ -37,12 +54,7 @@ class PathAwareParser(FastAPIStyleParser):
         try:
             parsed = super().parse(*args, **kwargs)
         except RequestValidationFailed as failed:
-            raise RequestValidationFailed(flask.g.pop("path_errors", []) + failed.errors) from None
-        if flask.g.get("path_errors"):
-            raise RequestValidationFailed(flask.g.pop("path_errors"))
+            raise RequestValidationFailed(path_errors() + failed.errors) from None
+        if errors := path_errors():
+            raise RequestValidationFailed(errors)
         return parsed
-
-
-def register(blueprint) -> None:
-    blueprint.url_value_preprocessor(lambda endpoint, values: collect_path_ids(values))
-    blueprint.before_request(raise_path_errors_unless_parsing)

@@ -8,7 +8,7 @@ from ..services import runs as run_service
 from ..services import schedules as schedule_service
 from ..services import state as state_service
 from ..services.pipelines import get_pipeline
-from . import Blueprint, path_params
+from . import Blueprint
 from .context import current_etl, db_session, source_access
 from .schemas import (
     DetailErrorSchema,
@@ -27,8 +27,6 @@ blp = Blueprint(
     description="Incremental state, schedules, reconciliation and run detail (beyond the v1 contract).",
 )
 
-
-path_params.register(blp)
 
 
 NOT_FOUND = {"description": "Pipeline (or run) not found", "schema": DetailErrorSchema}

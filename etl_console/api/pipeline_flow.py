@@ -7,7 +7,7 @@ from flask.views import MethodView
 
 from ..services import dependencies as dependency_service
 from ..services import retries as retry_service
-from . import Blueprint, fields, path_params
+from . import Blueprint, fields
 from .context import db_session
 from .schemas import DetailErrorSchema, UtcDateTime, _Input
 
@@ -17,8 +17,6 @@ blp = Blueprint(
     url_prefix="/api/v1/pipelines",
     description="Retries with backoff, auto-pause, upstream pipelines and lineage (beyond the v1 contract).",
 )
-
-path_params.register(blp)
 
 NOT_FOUND = {"description": "Pipeline not found", "schema": DetailErrorSchema}
 VALIDATION = {"description": "FastAPI-style validation errors", "schema": DetailErrorSchema}

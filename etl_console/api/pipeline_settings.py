@@ -4,7 +4,7 @@ from __future__ import annotations
 import marshmallow as ma
 
 from ..services import pipelines as pipeline_service
-from . import Blueprint, path_params
+from . import Blueprint
 from .context import db_session
 from .schemas import DetailErrorSchema, UtcDateTime
 
@@ -14,8 +14,6 @@ blp = Blueprint(
     url_prefix="/api/v1/pipelines",
     description="A pipeline's full settings, including its source connection (beyond the v1 contract).",
 )
-
-path_params.register(blp)
 
 
 class SourceConnectionRefSchema(ma.Schema):

@@ -6,7 +6,7 @@ from flask.views import MethodView
 
 from ..services import pipelines as pipeline_service
 from ..services import runs as run_service
-from . import Blueprint, path_params
+from . import Blueprint
 from .context import allowed_targets, current_etl, db_session, source_access, wake_runner
 from .errors import decode_cursor, encode_cursor
 from .schemas import (
@@ -26,8 +26,6 @@ blp = Blueprint(
     description="Pipelines: configuration, run and pause, run history (the v1 contract).",
 )
 
-
-path_params.register(blp)
 
 
 NOT_FOUND = {"description": "Pipeline not found", "schema": DetailErrorSchema}

@@ -6,7 +6,7 @@ import marshmallow as ma
 from flask.views import MethodView
 
 from ..services import tasks as task_service
-from . import Blueprint, fields, path_params
+from . import Blueprint, fields
 from .context import current_etl, db_session, source_access
 from .schemas import DetailErrorSchema, _Input
 
@@ -16,8 +16,6 @@ blp = Blueprint(
     url_prefix="/api/v1",
     description="PYTHON pipelines: the ordered tasks applied to every batch, and the installed transforms.",
 )
-
-path_params.register(blp)
 
 
 class TaskInSchema(_Input):
