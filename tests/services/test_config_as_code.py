@@ -240,9 +240,11 @@ def test_a_connection_password_comes_from_its_variable_and_is_never_shown(engine
 
 def test_a_deadlock_with_a_finishing_run_is_a_retryable_refusal(engine, context, world, monkeypatch):
     """PostgreSQL ends one of two transactions whose lock orders meet; apply reports it as busy."""
+    import importlib
+
     from sqlalchemy import text
 
-    from etl_console.services.config import apply as apply_module
+    apply_module = importlib.import_module("etl_console.services.config.apply")  # the module, not the function
 
     before = export(engine)
     raise_deadlock = "DO $$ BEGIN RAISE EXCEPTION 'deadlock detected' USING ERRCODE = '40P01'; END $$"
