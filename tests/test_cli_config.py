@@ -98,3 +98,26 @@ def test_help(command):
     result = subprocess.run([sys.executable, "-c", "from etl_console.cli import main; main()", command, "--help"],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and "Usage:" in result.stdout
+
+
+@pytest.mark.parametrize("answer, applied", [("y", True), ("n", False)])
+def test_apply_asks_on_a_terminal(database_url, pipelines, tmp_path, client, answer, applied):
+    """stdin a terminal (a pty), no --yes: the plan, then a question; only 'y' applies."""
+    import pty
+
+    exported = etl_console("export", database_url=database_url).stdout
+    path = tmp_path / "etl.yaml"
+    path.write_text(exported.replace("batch_size: 500", "batch_size: 250"))
+    main_fd, terminal_fd = pty.openpty()
+    try:
+        os.write(main_fd, f"{answer}\n".encode())
+        env = dict(os.environ, ETL_DATABASE_URL=database_url, ETL_SECRET_KEY=SECRET)
+        result = subprocess.run([sys.executable, "-c", "from etl_console.cli import main; main()", "apply", str(path)],
+                                env=env, stdin=terminal_fd, capture_output=True, text=True, timeout=120)
+    finally:
+        os.close(main_fd)
+        os.close(terminal_fd)
+    assert "batch_size: 500 -> 250" in result.stdout and "Apply these changes?" in result.stdout
+    sizes = {p["name"]: p["batch_size"] for p in client.get("/api/v1/pipelines/").get_json()}
+    assert sizes["film_dim_full"] == (250 if applied else 500)
+    assert result.returncode == (0 if applied else 1), result.stderr
