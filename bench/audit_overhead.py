@@ -184,9 +184,9 @@ def main() -> None:
     without_median = statistics.median(r["without"] for r in rounds)
     print(f"\nPostgreSQL {version}; {args.requests} PATCHes per measurement, {args.threads} client(s), "
           f"in process (test client), medians of {args.rounds} rounds")
-    print(f"PATCH with the audit log    {with_median:8.1f} req/s  ({1000 / with_median:.2f} ms/request, "
+    print(f"PATCH with the audit log    {with_median:8.1f} req/s  ({1000 / with_median:.2f} ms of wall time a request, "
           f"{with_sql} SQL statements)")
-    print(f"PATCH without the audit log {without_median:8.1f} req/s  ({1000 / without_median:.2f} ms/request, "
+    print(f"PATCH without the audit log {without_median:8.1f} req/s  ({1000 / without_median:.2f} ms of wall time a request, "
           f"{without_sql} SQL statements)")
     print(f"ratio with/without {with_median / without_median:.3f}   "
           f"({(1000 / with_median - 1000 / without_median):+.2f} ms per PATCH; {audit_rows} audit rows written)")
