@@ -174,9 +174,10 @@ def _truncate(dsn: str) -> None:
             cur.execute("TRUNCATE " + ", ".join(tables) + " CASCADE")
             cur.execute("SELECT to_regclass('etl_audit_log')")
             if cur.fetchone()[0] is not None:
-                # Its trigger refuses TRUNCATE (append-only); triggers do not fire for a replica session.
-                cur.execute("SET session_replication_role = replica; TRUNCATE etl_audit_log; "
-                            "RESET session_replication_role")
+                # Its trigger refuses TRUNCATE (append-only): the tables' owner turns it off for this one
+                # statement, in one transaction (one simple query), so no other session sees it off.
+                cur.execute("ALTER TABLE etl_audit_log DISABLE TRIGGER etl_audit_log_no_truncate; "
+                            "TRUNCATE etl_audit_log; ALTER TABLE etl_audit_log ENABLE TRIGGER etl_audit_log_no_truncate")
     finally:
         conn.close()
 
