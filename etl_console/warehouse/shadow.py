@@ -41,6 +41,7 @@ class ShadowIndex:
     clustered: bool
     replica_identity: bool
     comment: str | None
+    tablespace: str | None = None  # the target index's, unless the database's default
 
 
 @dataclass(frozen=True)
@@ -121,9 +122,10 @@ def target_indexes(cursor, target_table: str, shadow: Shadow) -> list[ShadowInde
         SELECT ci.relname, pg_get_indexdef(i.indexrelid), con.conname,
                CASE WHEN con.oid IS NOT NULL THEN pg_get_constraintdef(con.oid) END,
                i.indisunique, i.indisclustered, i.indisreplident, obj_description(i.indexrelid, 'pg_class'),
-               format('INDEX %%I ON %%I.%%I USING ', ci.relname, %s, %s), con.contype, ci.reloptions
+               format('INDEX %%I ON %%I.%%I USING ', ci.relname, %s, %s), con.contype, ci.reloptions, ts.spcname
         FROM pg_index i
         JOIN pg_class ci ON ci.oid = i.indexrelid
+        LEFT JOIN pg_tablespace ts ON ts.oid = ci.reltablespace
         LEFT JOIN pg_constraint con ON con.conindid = i.indexrelid AND con.conrelid = i.indrelid
              AND con.contype IN ('p', 'u', 'x')
         WHERE i.indrelid = %s::regclass
@@ -134,7 +136,7 @@ def target_indexes(cursor, target_table: str, shadow: Shadow) -> list[ShadowInde
     indexes = []
     for number, row in enumerate(cursor.fetchall(), start=1):
         (index_name, index_def, constraint, constraint_def, unique, clustered, replident, comment, printed,
-         constraint_type, index_options) = row
+         constraint_type, index_options, tablespace) = row
         temporary = f"{shadow.name}_{number}"
         if constraint_type in ("p", "u") and index_options:
             constraint_def = _with_index_options(constraint_def, index_options)
@@ -149,7 +151,7 @@ def target_indexes(cursor, target_table: str, shadow: Shadow) -> list[ShadowInde
             before, _, after = index_def.partition(printed)
             build = sql.SQL(before) + moved + sql.SQL(after)
         indexes.append(
-            ShadowIndex(index_name, temporary, constraint, build, unique, clustered, replident, comment)
+            ShadowIndex(index_name, temporary, constraint, build, unique, clustered, replident, comment, tablespace)
         )
     return indexes
 
@@ -166,8 +168,14 @@ def _with_index_options(constraint_def: str, options: list[str]) -> str:
 
 
 def build_indexes(cursor, indexes: list[ShadowIndex]) -> None:
+    """Neither pg_get_indexdef nor pg_get_constraintdef says where an index lives: each is built with
+    default_tablespace set to its target index's ('' is the database's default), then it is restored."""
+    cursor.execute("SELECT current_setting('default_tablespace')")
+    previous = cursor.fetchone()[0]
     for index in indexes:
+        cursor.execute("SELECT set_config('default_tablespace', %s, true)", (index.tablespace or "",))
         cursor.execute(index.build_sql)
+    cursor.execute("SELECT set_config('default_tablespace', %s, true)", (previous,))
 
 
 def grant_read(cursor, shadow: Shadow, role: str) -> bool:
