@@ -6,6 +6,9 @@ lend it to the source login; drop_shadow never cascades; sweep_orphans drops onl
 whose load is gone (no session holds their advisory lock) and never anything of a user's."""
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 import uuid
 
 import psycopg2
@@ -406,3 +409,56 @@ def test_sweep_leaves_an_orphan_a_users_object_depends_on(loads, target, sql, ca
     assert sql(f"SELECT count(*) FROM {view}") == [(0,)]
     assert sweeper.get_transaction_status() == TRANSACTION_STATUS_IDLE
     assert f"left orphan shadow {SHADOW_SCHEMA}.{shadow.name}" in caplog.text
+
+
+@pytest.fixture
+def tablespace(sql):
+    """A tablespace of this test's own, when the server runs on this machine and we may make one."""
+    data_directory = sql("SHOW data_directory")[0][0]
+    if not os.path.isdir(data_directory):
+        pytest.skip("the server's data directory is not on this machine")
+    location = tempfile.mkdtemp(prefix="etl-shadow-test-ts-")
+    name = f"shadow_test_{uuid.uuid4().hex[:8]}"
+    try:
+        owner = os.stat(data_directory)
+        os.chown(location, owner.st_uid, owner.st_gid)
+        sql(f"CREATE TABLESPACE {name} LOCATION %s", (location,))
+    except (PermissionError, pg_errors.InsufficientPrivilege) as refused:
+        shutil.rmtree(location, ignore_errors=True)
+        pytest.skip(f"cannot make a tablespace here: {refused}")
+    yield name
+    sql(f"DROP TABLESPACE {name}")
+    shutil.rmtree(location, ignore_errors=True)
+
+
+def test_indexes_are_rebuilt_in_the_targets_tablespaces(tablespace, sql, dsn):
+    schema = f"shadow_test_{uuid.uuid4().hex[:8]}"
+    sql(f"CREATE SCHEMA {schema}")
+    load = psycopg2.connect(dsn)
+    try:
+        sql(f"""CREATE TABLE {schema}.placed (
+            id int CONSTRAINT placed_pkey PRIMARY KEY USING INDEX TABLESPACE {tablespace},
+            code text CONSTRAINT placed_code_key UNIQUE WITH (fillfactor = 70) USING INDEX TABLESPACE {tablespace},
+            during tstzrange,
+            CONSTRAINT placed_no_overlap EXCLUDE USING gist (during WITH &&) USING INDEX TABLESPACE {tablespace})""")
+        sql(f"CREATE INDEX placed_lower ON {schema}.placed (lower(code)) TABLESPACE {tablespace} WHERE id > 0")
+        sql(f"CREATE INDEX placed_default ON {schema}.placed (code, id)")
+        shadow = create_shadow(load.cursor(), f"{schema}.placed", uuid.uuid4())
+        indexes = target_indexes(load.cursor(), f"{schema}.placed", shadow)
+
+        build_indexes(load.cursor(), indexes)
+
+        placed = """SELECT ci.relname, coalesce(t.spcname, 'default') FROM pg_index i
+                    JOIN pg_class ci ON ci.oid = i.indexrelid LEFT JOIN pg_tablespace t ON t.oid = ci.reltablespace
+                    WHERE i.indrelid = %s ORDER BY 1"""
+        target_oid = oid_of(load, schema, "placed")
+        on_target = dict(rows(load, placed, (target_oid,)))
+        assert on_target == {"placed_code_key": tablespace, "placed_default": "default",
+                             "placed_lower": tablespace, "placed_no_overlap": tablespace, "placed_pkey": tablespace}
+        on_shadow = dict(rows(load, placed, (shadow.oid,)))
+        assert {index.target_name: on_shadow[index.shadow_name] for index in indexes} == on_target
+        assert indexes_by_name(load, shadow.oid, SHADOW_SCHEMA, shadow.name)[indexes[0].shadow_name] == \
+            indexes_by_name(load, target_oid, schema, "placed")[indexes[0].target_name]  # options kept beside it
+    finally:
+        load.close()  # rolls the shadow back
+        sql(f"DROP SCHEMA {schema} CASCADE")
