@@ -196,7 +196,8 @@ def test_boundaries_are_reported_while_the_source_is_still_producing(ends, sql, 
     outcome = in_background(lambda: ends.pipe(query, f"{scratch}.loaded", batch_size=2))
 
     wait_for(lambda: 4 in ends.boundaries, timeout=60, message="boundary 4 while the source waits")
-    assert waiting_for_lock(sql, ends.source.get_backend_pid())  # still producing: rows 6-10 are to come
+    wait_for(lambda: waiting_for_lock(sql, ends.source.get_backend_pid()), timeout=30,
+             message="the source waiting at row 6")  # still producing: rows 6-10 are to come
     advisory_gate.open()
 
     assert outcome() == 10
@@ -228,7 +229,8 @@ def test_a_source_whose_rows_sit_in_its_send_buffer_is_asked_how_far_it_is(ends,
         wait_for(lambda: ends.progress and ends.progress[-1][0] == 3, timeout=60,
                  message="progress of 3 rows read while the source waits")
         assert ends.progress[-1][1] < 3  # read by the source, not yet written
-        assert waiting_for_lock(sql, ends.source.get_backend_pid())
+        wait_for(lambda: waiting_for_lock(sql, ends.source.get_backend_pid()), timeout=30,
+                 message="the source waiting at row 4")
         advisory_gate.open()
         assert outcome() == 6
     finally:

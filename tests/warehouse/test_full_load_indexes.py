@@ -7,6 +7,7 @@ import uuid
 
 import pytest
 
+from etl_console.db.engine import libpq_dsn
 from etl_console.warehouse.full_load import FullLoad
 from etl_console.warehouse.shadow import SHADOW_SCHEMA
 
@@ -19,6 +20,7 @@ class Hooks:
 
     def __init__(self) -> None:
         self.published: dict | None = None
+        self.path: str | None = None
 
     def bind_interrupt(self, interrupt, grace_s=None) -> None:
         pass
@@ -27,7 +29,7 @@ class Hooks:
         pass
 
     def report(self, details: dict, persist: bool = False) -> None:
-        pass
+        self.path = details.get("path", {}).get("name", self.path)
 
     def commit(self, commit_target, timings, details=None) -> None:
         commit_target()
@@ -49,15 +51,19 @@ def target(sql):
     sql(f"DROP SCHEMA {schema} CASCADE")
 
 
-@pytest.mark.parametrize("load_path", ["copy", "auto"])
-def test_a_full_load_rebuilds_the_targets_indexes_and_publishes_by_rename(dsn, sql, target, load_path):
+@pytest.mark.parametrize("path", ["copy", "in-database"])
+def test_a_full_load_rebuilds_the_targets_indexes_and_publishes_by_rename(dsn, source_url, sql, target, path):
     indexes, constraints = sql(INDEXES, (target,)), sql(CONSTRAINTS, (target,))
     old_oid = sql("SELECT %s::regclass::oid", (target,))[0][0]
     hooks = Hooks()
-    load = FullLoad(dsn, dsn, "SELECT i::bigint AS id, 'code ' || i AS code FROM generate_series(1, 100) AS i",
-                    target, batch_size=1000, statement_timeout_s=60, load_path=load_path)
+    # The least-privilege source login may write nowhere, so "auto" loads inside the database.
+    source_dsn = libpq_dsn(source_url) if path == "in-database" else dsn
+    load = FullLoad(source_dsn, dsn, "SELECT i::bigint AS id, 'code ' || i AS code FROM generate_series(1, 100) AS i",
+                    target, batch_size=1000, statement_timeout_s=60, load_path="auto" if path == "in-database" else path)
 
     result = load.run(hooks)
+
+    assert hooks.path == path
 
     assert (result.rows_read, result.rows_written) == (100, 100)
     # Index options (the fillfactors) included: anything that differed would refuse the rename.
