@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import flask_smorest
 
-from .path_params import PARSES_ARGUMENTS, PathAwareParser, parse_path_ids, raise_path_errors_unless_parsing
+from .parsing import PARSES_ARGUMENTS, PathAwareParser, parse_path_ids, raise_path_errors_unless_parsing
 from .schemas import DetailErrorSchema
 
 
 class Blueprint(flask_smorest.Blueprint):
-    """flask-smorest's, with path ids parsed as FastAPI did (see path_params)."""
+    """flask-smorest's, with path ids parsed as FastAPI did (see api.parsing)."""
 
     ARGUMENTS_PARSER = PathAwareParser()
 
@@ -63,7 +63,7 @@ def init_api(app, config) -> Api:
     api.register_field(UtcDateTime, "string", "date-time")
     # Every path parameter under /api/v1 is an id (pipeline, run, connection, channel): a UUID, as
     # FastAPI documented it, so clients and fuzzers send UUIDs. Any string still reaches the view,
-    # whose path parsing answers a 422 naming the field (path_params), as FastAPI did.
+    # whose path parsing answers a 422 naming the field (api.parsing), as FastAPI did.
     from werkzeug.routing import UnicodeConverter
 
     api.register_converter(UnicodeConverter, lambda _converter: {"type": "string", "format": "uuid"})

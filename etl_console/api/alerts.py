@@ -10,7 +10,8 @@ from ..services import alert_channels as alert_service
 from ..services.alert_events import EVENT_KINDS
 from . import Blueprint, fields
 from .context import current_etl, db_session, secret_box
-from .errors import decode_cursor, encode_cursor
+from ..pagination import encode_cursor
+from .parsing import query_cursor
 from .schemas import DetailErrorSchema, UtcDateTime, _Input
 
 blp = Blueprint(
@@ -214,7 +215,7 @@ def list_deliveries(query):
     """Deliveries, newest first: status, attempts, the last HTTP status and error. When more
     follow, a `Link: <...&cursor=...>; rel="next"` header gives the next page."""
     parsed = dict(query)
-    after = decode_cursor(query["cursor"]) if "cursor" in query else None
+    after = query_cursor(query["cursor"]) if "cursor" in query else None
     rows = alert_service.list_deliveries(db_session(), status=query.get("status"), channel_id=query.get("channel"),
                                          after=after, limit=query["limit"])
     deliveries = [alert_service.delivery_view(delivery, name) for delivery, name in rows]

@@ -1,7 +1,6 @@
 """GET /api/v1/audit: who did what, newest first, in keyset pages (beyond the v1 contract)."""
 from __future__ import annotations
 
-import base64
 from datetime import datetime, timezone
 
 import marshmallow as ma
@@ -10,7 +9,10 @@ from flask import request, url_for
 from ..services import audit as audit_service
 from . import Blueprint
 from .context import db_session
+from .. import pagination
+from ..pagination import encode_cursor
 from .errors import RequestValidationFailed, validation_error
+from .parsing import query_cursor
 from .schemas import DetailErrorSchema, UtcDateTime, _Input
 from . import fields
 
@@ -48,23 +50,6 @@ class AuditEntrySchema(ma.Schema):
     request_id = ma.fields.String(allow_none=True)
 
 
-def encode_cursor(at: datetime, entry_id: int) -> str:
-    return base64.urlsafe_b64encode(f"{at.isoformat()}|{entry_id}".encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, int]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        at, entry_id = raw.split("|")
-        if not 0 < int(entry_id) < 2**63:  # a bigint, or PostgreSQL would refuse the comparison
-            raise ValueError(entry_id)
-        return datetime.fromisoformat(at), int(entry_id)
-    except (ValueError, UnicodeDecodeError):
-        raise RequestValidationFailed(
-            [validation_error("value_error", ["query", "cursor"], "Value error, not a cursor from a Link header", cursor)]
-        ) from None
-
-
 def parse_since(value: str) -> datetime:
     try:
         since = datetime.fromisoformat(value.replace("Z", "+00:00") if value.endswith("Z") else value)
@@ -91,7 +76,7 @@ def list_audit(query):
         actor=query.get("actor"),
         action=query.get("action"),
         since=parse_since(query["since"]) if query.get("since") else None,
-        before=decode_cursor(query["cursor"]) if query.get("cursor") else None,
+        before=query_cursor(query["cursor"], pagination.bigint_key) if query.get("cursor") else None,
         limit=limit + 1,  # one more tells whether a next page exists
     )
     if len(entries) > limit:

@@ -1,18 +1,14 @@
-"""FastAPI-compatible error bodies: {"detail": "..."} and the 422 list, built in this one module."""
+"""FastAPI-compatible error bodies: {"detail": "..."} and the 422 list, rendered in this one module
+(the requests are parsed in api.parsing)."""
 from __future__ import annotations
 
-import json
 import math
 import typing
 
 import flask
-import marshmallow as ma
-from webargs.flaskparser import FlaskParser, is_json_request
-from werkzeug.datastructures import MultiDict
-from werkzeug.exceptions import BadRequest, HTTPException, UnprocessableEntity
+from werkzeug.exceptions import HTTPException, UnprocessableEntity
 
 from ..services import errors as domain
-from .fields import FieldError, parse_uuid
 
 DOMAIN_STATUS: dict[type[domain.DomainError], int] = {
     domain.PipelineNotFound: 404,
@@ -39,8 +35,6 @@ DOMAIN_STATUS: dict[type[domain.DomainError], int] = {
 
 # FastAPI's own texts for routing errors.
 HTTP_DETAIL = {404: "Not Found", 405: "Method Not Allowed", 413: "Request Entity Too Large"}
-
-_LOCATION = {"json": "body", "query": "query", "querystring": "query", "path": "path", "view_args": "path"}
 
 
 class RequestValidationFailed(UnprocessableEntity):
@@ -117,118 +111,3 @@ def redact_secrets(value: typing.Any, field: str | None = None) -> typing.Any:
     if isinstance(value, dict):
         return {key: redact_secrets(item, key if key in SECRET_FIELDS else None) for key, item in value.items()}
     return value
-
-
-def messages_to_errors(messages: dict, body: typing.Any) -> list[dict]:
-    """webargs' {location: {field: [message]}} into FastAPI's list, in schema field order."""
-    errors = []
-    body = redact_secrets(body)
-    for location, fields_messages in messages.items():
-        prefix = _LOCATION.get(location, location)
-        source = body if prefix == "body" else None
-        for field, field_messages in fields_messages.items():
-            for message in field_messages if isinstance(field_messages, list) else [field_messages]:
-                if isinstance(message, FieldError):
-                    echoed = redact_secrets(message.input, field if field in SECRET_FIELDS else None)
-                    errors.append(validation_error(message.type, [prefix, field], str(message), echoed, message.ctx))
-                elif message == "Field required":
-                    errors.append(validation_error("missing", [prefix, field], "Field required", source))
-                else:
-                    errors.append(validation_error("value_error", [prefix, field], str(message), None))
-    return errors
-
-
-class FastAPIStyleParser(FlaskParser):
-    """Reads bodies and reports errors as FastAPI does, instead of webargs' defaults."""
-
-    DEFAULT_VALIDATION_STATUS = 422
-
-    def _raw_load_json(self, req: flask.Request) -> typing.Any:
-        data = req.get_data(cache=True)
-        if not data:  # only a truly empty body is "missing"; whitespace is invalid JSON, as in FastAPI
-            raise RequestValidationFailed([validation_error("missing", ["body"], "Field required", None)])
-        if req.mimetype and not is_json_request(req):
-            body = data.decode("utf-8", "replace")
-            raise RequestValidationFailed(
-                [
-                    validation_error(
-                        "model_attributes_type",
-                        ["body"],
-                        "Input should be a valid dictionary or object to extract fields from",
-                        body,
-                    )
-                ]
-            )
-        try:
-            # Starlette's request.json(): json.loads on the bytes (UTF-8/16/32, BOM allowed).
-            parsed = json.loads(data)
-        except json.JSONDecodeError:
-            raise
-        except (ValueError, RecursionError):
-            # Not UTF-8, an integer over 4300 digits, nesting too deep: FastAPI's own 400.
-            raise BadRequest("There was an error parsing the body") from None
-        if not isinstance(parsed, dict):
-            raise RequestValidationFailed(
-                [
-                    validation_error(
-                        "model_attributes_type",
-                        ["body"],
-                        "Input should be a valid dictionary or object to extract fields from",
-                        parsed,
-                    )
-                ]
-            )
-        return parsed
-
-    def _handle_invalid_json_error(self, error, req, *args, **kwargs) -> typing.NoReturn:
-        position = getattr(error, "pos", 0)
-        reason = getattr(error, "msg", "Invalid UTF-8")
-        raise RequestValidationFailed(
-            [validation_error("json_invalid", ["body", position], "JSON decode error", {}, {"error": reason})]
-        )
-
-    def load_querystring(self, req: flask.Request, schema: ma.Schema) -> typing.Any:
-        # Starlette, and so FastAPI, reads the last of repeated query parameters; werkzeug the first.
-        return self._makeproxy(MultiDict([(key, values[-1]) for key, values in req.args.lists()]), schema)
-
-    def handle_error(self, error: ma.ValidationError, req, schema, *, error_status_code, error_headers):
-        body = None
-        if req.get_data(cache=True):
-            try:
-                body = json.loads(req.get_data(cache=True))
-            except ValueError:
-                body = None
-        raise RequestValidationFailed(messages_to_errors(error.messages, body))
-
-
-def path_uuid(value: str, name: str = "pipeline_id"):
-    """Path ids are UUIDs; anything else is a 422 on ["path", name], worded as Pydantic does."""
-    try:
-        return parse_uuid(value)
-    except ma.ValidationError as error:
-        (message,) = error.messages
-        raise RequestValidationFailed(
-            [validation_error(message.type, ["path", name], str(message), message.input, message.ctx)]
-        ) from None
-
-
-def encode_cursor(created_at, pipeline_id) -> str:
-    import base64
-
-    return base64.urlsafe_b64encode(f"{created_at.isoformat()}|{pipeline_id}".encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str):
-    """The (created_at, id) a cursor names, or a 422 on ["query", "cursor"]."""
-    import base64
-    import uuid
-    from datetime import datetime
-
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        created_at, pipeline_id = raw.split("|")
-        return datetime.fromisoformat(created_at), uuid.UUID(pipeline_id)
-    except (ValueError, UnicodeDecodeError):
-        raise RequestValidationFailed(
-            [validation_error("value_error", ["query", "cursor"], "Value error, not a cursor from a Link header", cursor)]
-        ) from None

@@ -8,7 +8,8 @@ from ..services import pipelines as pipeline_service
 from ..services import runs as run_service
 from . import Blueprint
 from .context import allowed_targets, current_etl, db_session, source_access, wake_runner
-from .errors import decode_cursor, encode_cursor
+from ..pagination import encode_cursor
+from .parsing import query_cursor
 from .schemas import (
     DetailErrorSchema,
     PipelineCreateSchema,
@@ -51,7 +52,7 @@ class Pipelines(MethodView):
         follow, a `Link: <...&cursor=...>; rel="next"` header gives the next page.
         """
         parsed = dict(query)  # what this page was built from (a repeated parameter counts once, as parsed)
-        after = decode_cursor(query.pop("cursor")) if "cursor" in query else None
+        after = query_cursor(query.pop("cursor")) if "cursor" in query else None
         limit = query.pop("limit", None)
         pipelines = pipeline_service.list_pipelines(
             db_session(), name_contains=query.pop("q", None), limit=limit, after=after, **query

@@ -3,7 +3,6 @@ older pages by keyset cursor) and the pipeline page's "History of changes" panel
 `pipeline_changes` template function, so the page renders it on the server like its other panels)."""
 from __future__ import annotations
 
-import base64
 import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -11,6 +10,7 @@ from typing import Any
 
 import flask
 
+from .. import pagination
 from ..api.context import db_session
 from ..db.models import AuditEntry
 from ..services import audit as audit_service
@@ -55,18 +55,6 @@ def _shown(values: dict, name: str) -> str | None:
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
-def _encode_cursor(entry: AuditEntry) -> str:
-    return base64.urlsafe_b64encode(f"{entry.at.isoformat()}|{entry.id}".encode()).decode().rstrip("=")
-
-
-def _decode_cursor(value: str) -> tuple[datetime, int]:
-    raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
-    at, entry_id = raw.split("|")
-    if not 0 < int(entry_id) < 2**63:  # a bigint, or PostgreSQL would refuse the comparison
-        raise ValueError(entry_id)
-    return datetime.fromisoformat(at), int(entry_id)
-
-
 def _parse_since(value: str) -> datetime:
     """ISO-8601 or the browser's datetime-local ("2026-11-29T10:00"); UTC without an offset."""
     since = datetime.fromisoformat(value[:-1] + "+00:00" if value.endswith("Z") else value)
@@ -86,8 +74,8 @@ def audit_log():
         since, bad_since = None, True
         error = f"'{filters['since']}' is not a time: use e.g. 2026-11-29T10:00 (UTC)."
     try:
-        before = _decode_cursor(args["before"]) if args.get("before") else None
-    except (ValueError, UnicodeDecodeError):
+        before = pagination.decode_cursor(args["before"], pagination.bigint_key) if args.get("before") else None
+    except ValueError:
         before, error = None, "That page link is broken: showing the newest entries."
     entries = [] if bad_since else audit_service.list_entries(
         db_session(), object=filters["object"] or None, actor=filters["actor"] or None,
@@ -96,7 +84,7 @@ def audit_log():
     if len(entries) > PAGE_SIZE:
         entries = entries[:PAGE_SIZE]
         older = flask.url_for("console_audit.audit_log", **{k: v for k, v in filters.items() if v},
-                              before=_encode_cursor(entries[-1]))
+                              before=pagination.encode_cursor(entries[-1].at, entries[-1].id))
     body = flask.render_template(
         "console/audit.html", entries=[entry_view(e) for e in entries], filters=filters, error=error,
         older=older, newest=flask.url_for("console_audit.audit_log", **{k: v for k, v in filters.items() if v})

@@ -6,6 +6,7 @@ from datetime import datetime, timezone
 
 from markupsafe import Markup, escape
 
+from .. import pagination
 from ..db.models import PipelineStatus, RunStatus
 
 NBSP = "\u00a0"  # keeps a number and its unit on one line
@@ -127,23 +128,14 @@ def iso(value: datetime | None) -> str:
     return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
-# Keyset cursors in URLs: "<started_at in UTC, microseconds>~<run id>".
 def encode_cursor(cursor: tuple[datetime, uuid.UUID] | None) -> str | None:
-    if cursor is None:
-        return None
-    started_at, run_id = cursor
-    return f"{started_at.astimezone(timezone.utc).strftime('%Y-%m-%dT%H:%M:%S.%fZ')}~{run_id}"
+    """A run-history position for a page link (etl_console.pagination's codec, as the API's)."""
+    return None if cursor is None else pagination.encode_cursor(*cursor)
 
 
 def decode_cursor(value: str | None) -> tuple[datetime, uuid.UUID] | None:
     """The cursor, or None when absent; ValueError when present but malformed."""
-    if not value:
-        return None
-    stamp, _, run_id = value.partition("~")
-    started_at = datetime.fromisoformat(stamp)
-    if started_at.tzinfo is None:
-        raise ValueError("cursor time has no time zone")
-    return started_at, uuid.UUID(run_id)
+    return pagination.decode_cursor(value) if value else None
 
 
 FILTERS = {
