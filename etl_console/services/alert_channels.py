@@ -11,7 +11,7 @@ import uuid
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import delete, select, text
+from sqlalchemy import delete, func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -156,17 +156,23 @@ def pipeline_alerts(session: Session, pipeline_id: uuid.UUID) -> dict[str, Any]:
     pipeline = session.get(Pipeline, pipeline_id)
     if pipeline is None:
         raise PipelineNotFound()
+    # The subscriptions and the database clock (staleness is judged by it) in one statement: a row
+    # with the clock alone when there are none.
+    clock = select(func.now().label("now")).subquery()
     rows = session.execute(
-        select(PipelineAlert, AlertChannel.name).join(AlertChannel, AlertChannel.id == PipelineAlert.channel_id)
-        .where(PipelineAlert.pipeline_id == pipeline_id).order_by(AlertChannel.name)).all()
+        select(clock.c.now, PipelineAlert.channel_id, PipelineAlert.events, AlertChannel.name)
+        .select_from(clock)
+        .outerjoin(PipelineAlert, PipelineAlert.pipeline_id == pipeline_id)
+        .outerjoin(AlertChannel, AlertChannel.id == PipelineAlert.channel_id)
+        .order_by(AlertChannel.name)).all()
     from . import freshness
 
     return {
         "pipeline_id": pipeline.id,
-        "channels": [{"channel_id": alert.channel_id, "channel": name, "events": list(alert.events)}
-                     for alert, name in rows],
+        "channels": [{"channel_id": row.channel_id, "channel": row.name, "events": list(row.events)}
+                     for row in rows if row.channel_id is not None],
         "freshness_minutes": pipeline.freshness_minutes,
-        "stale": freshness.is_stale(pipeline, session.execute(text("SELECT now()")).scalar()),
+        "stale": freshness.is_stale(pipeline, rows[0].now),
         "freshness_breached_at": pipeline.freshness_breached_at,
         "last_success_at": pipeline.last_success_at,
     }

@@ -11,8 +11,9 @@ from tests.console.conftest import counting_queries, seed_runs
 
 LIST_QUERIES = 2  # one page of pipelines LEFT JOIN LATERAL (newest run); the counts per status (GROUP BY)
 # the pipeline, its latest reconciliation, one history page, the chart's 30 runs (shared with page 1),
-# the quality gates panel, the history of changes (audit log), upstreams/downstreams/waiting retry
-PAGE_QUERIES = 7
+# the quality gates panel, the history of changes (audit log), upstreams/downstreams/waiting retry,
+# the alert channels to pick from, the pipeline's subscriptions (with the database clock)
+PAGE_QUERIES = 9
 
 
 @pytest.fixture

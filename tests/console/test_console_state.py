@@ -146,8 +146,8 @@ def test_incremental_page_and_state_panel_are_a_few_statements(app, client, crea
     shown = change_rows(state_section(html))
     assert len(shown) == 20 and shown[0] == ("29", "30", "api") and watermark(state_section(html)) == "30"
     # pipeline, reconciliation, history page, then get_state: pipeline, state row, changes; quality gates;
-    # the history of changes (audit log)
-    assert len(page) == 8, page
+    # the history of changes (audit log); upstreams/downstreams; alert channels, subscriptions and clock
+    assert len(page) == 11, page
     with counting_queries(app) as fragment:
         client.get(f"/pipelines/{pipeline['id']}/state", headers=HX)
     assert len(fragment) == 4, fragment
