@@ -54,7 +54,10 @@ def test_dockerfile_runs_the_tested_gunicorn_setup():
 def test_compose_has_postgres_app_worker_and_nginx_consistent_with_nginx_conf():
     compose = read("docker-compose.yml")
     services = re.findall(r"^  ([a-z]+):$", compose.split("\nservices:\n", 1)[1].split("\nvolumes:\n", 1)[0], re.M)
-    assert services == ["postgres", "app", "worker", "nginx"]
+    assert services == ["postgres", "migrate", "app", "worker", "nginx"]
+    # migrations run once, in their own service, before app and worker (which only check the revision)
+    assert 'command: ["etl-console", "db", "upgrade"]' in compose
+    assert compose.count("condition: service_completed_successfully") == 1 and "depends_on: *after-migrate" in compose
     assert 'command: ["etl-console", "worker"]' in compose
     assert "target: nginx" in compose
     upstream = re.search(r"server (\w+):(\d+);", read("deploy/nginx.conf"))
