@@ -80,11 +80,14 @@ def test_a_running_run_reloads_itself_until_it_ends(client, create_pipeline, sql
         "VALUES (gen_random_uuid(), %s, 'RUNNING', now(), 0, 0, 'schedule') RETURNING id::text",
         (pipeline["id"],),
     )[0][0]
-    sql("UPDATE etl_pipelines SET status = 'RUNNING' WHERE id = %s", (pipeline["id"],))
+    # A label no runner has: the app's runner must not claim the run while the page is read.
+    sql("UPDATE etl_pipelines SET status = 'RUNNING', required_label = 'no-runner-has-it' WHERE id = %s",
+        (pipeline["id"],))
     url = f"/pipelines/{pipeline['id']}/runs/{run_id}"
     html = text(client.get(url))
     assert 'hx-trigger="every 1s"' in html and f'hx-get="{url}"' in html
-    assert fields(html)["Claimed"] == "waiting for a runner" and fields(html)["Trigger"] == "Schedule"
+    assert fields(html)["Claimed"] == "waiting for a runner labelled 'no-runner-has-it'"
+    assert fields(html)["Trigger"] == "Schedule"
     assert "No snapshot yet" in html and "Recorded when the run ends." in html
     fragment = text(client.get(url, headers={**HX, "HX-Target": "run-detail"}))
     assert fragment.lstrip().startswith('<div id="run-detail"') and "<html" not in fragment
