@@ -29,6 +29,7 @@ import os
 import time
 from types import SimpleNamespace
 
+from .lifecycle import DeliveryStatus
 from .extensions import etl_of
 
 log = logging.getLogger(__name__)
@@ -128,8 +129,8 @@ class DatabaseCollector:
                     {"lease": self.lease_s},
                 ).scalar_one()
                 deliveries = dict(conn.execute(text(
-                    "SELECT status, count(*) FROM etl_alert_outbox WHERE status IN ('PENDING', 'SENDING', 'FAILED') "
-                    "GROUP BY status")).all())
+                    f"SELECT status, count(*) FROM etl_alert_outbox WHERE status IN ('{DeliveryStatus.PENDING}', "
+                    f"'{DeliveryStatus.SENDING}', '{DeliveryStatus.FAILED}') GROUP BY status")).all())
                 from .services.freshness import stale_pipelines
 
                 stale = stale_pipelines(conn)
@@ -144,9 +145,9 @@ class DatabaseCollector:
             "etl_runners_alive", "Runners that heartbeated within ETL_RUN_LEASE_S", value=runners
         )
         yield GaugeMetricFamily("etl_alert_deliveries_pending", "Alert deliveries not yet delivered nor given up on",
-                                value=deliveries.get("PENDING", 0) + deliveries.get("SENDING", 0))
+                                value=deliveries.get(DeliveryStatus.PENDING, 0) + deliveries.get(DeliveryStatus.SENDING, 0))
         yield GaugeMetricFamily("etl_alert_deliveries_failed", "Alert deliveries given up on (in the outbox now)",
-                                value=deliveries.get("FAILED", 0))
+                                value=deliveries.get(DeliveryStatus.FAILED, 0))
         stale_family = GaugeMetricFamily("etl_pipeline_stale", "1 when a pipeline with a freshness limit is past it",
                                          labels=["pipeline"])
         for name, is_stale in stale:

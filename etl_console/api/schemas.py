@@ -5,6 +5,7 @@ from datetime import datetime, timezone
 
 import marshmallow as ma
 
+from ..lifecycle import PipelineStatus, RunStatus
 from . import fields
 
 PIPELINE_TYPES = ("SQL", "PYTHON")  # PYTHON: the source query, then its tasks (GET/PUT .../tasks)
@@ -70,14 +71,14 @@ class PipelineOutSchema(ma.Schema):
     type = ma.fields.String()
     mode = ma.fields.String()
     enabled = ma.fields.Boolean()
-    status = ma.fields.String(metadata={"enum": ["IDLE", "RUNNING", "PAUSED", "FAILED"]})
+    status = ma.fields.String(metadata={"enum": [status.value for status in PipelineStatus]})
     target_table = ma.fields.String()
     batch_size = ma.fields.Integer()
 
 
 class PipelineRunOutSchema(ma.Schema):
     id = ma.fields.UUID()
-    status = ma.fields.String(metadata={"enum": ["RUNNING", "SUCCESS", "FAILED"]})
+    status = ma.fields.String(metadata={"enum": [status.value for status in RunStatus]})
     started_at = UtcDateTime()
     finished_at = UtcDateTime(allow_none=True)
     rows_read = ma.fields.Integer()
@@ -101,7 +102,7 @@ class HealthSchema(ma.Schema):
 class PipelineListQuerySchema(_Input):
     """Optional filters and keyset pagination; with none of them the plain v1 list is returned."""
 
-    status = fields.Literal(("IDLE", "RUNNING", "PAUSED", "FAILED"))
+    status = fields.Literal(tuple(status.value for status in PipelineStatus))
     enabled = fields.Boolean()
     target_table = fields.String()
     q = fields.String(metadata={"description": "Name contains (case-insensitive)"})

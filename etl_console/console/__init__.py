@@ -25,6 +25,9 @@ def init_console(app) -> None:
     app.jinja_env.globals["run_href"] = run_href
     app.jinja_env.globals["asset_url"] = asset_url
     app.jinja_env.globals["source_privilege_problems"] = source_privilege_problems
+    from ..lifecycle import PipelineStatus, RunStatus
+
+    app.jinja_env.globals.update(PipelineStatus=PipelineStatus, RunStatus=RunStatus)
 
 
 def source_privilege_problems() -> list[str]:

@@ -24,22 +24,13 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from ..lifecycle import DeliveryStatus, PipelineStatus, RunStatus  # noqa: F401 - models are where most code looks for them
+
 
 class Base(DeclarativeBase):
     pass
 
 
-class PipelineStatus:
-    IDLE = "IDLE"
-    RUNNING = "RUNNING"
-    PAUSED = "PAUSED"
-    FAILED = "FAILED"
-
-
-class RunStatus:
-    RUNNING = "RUNNING"
-    SUCCESS = "SUCCESS"
-    FAILED = "FAILED"
 
 
 class Pipeline(Base):
@@ -130,9 +121,9 @@ class PipelineRun(Base):
             "uq_etl_pipeline_runs_one_running",
             "pipeline_id",
             unique=True,
-            postgresql_where=text("status = 'RUNNING'"),
+            postgresql_where=text(f"status = '{RunStatus.RUNNING}'"),
         ),
-        Index("ix_etl_pipeline_runs_running", "started_at", postgresql_where=text("status = 'RUNNING'")),
+        Index("ix_etl_pipeline_runs_running", "started_at", postgresql_where=text(f"status = '{RunStatus.RUNNING}'")),
     )
 
 
@@ -346,7 +337,7 @@ class AlertDelivery(Base):
 
     __table_args__ = (
         UniqueConstraint("event_key", "channel_id", name="uq_etl_alert_outbox_event_channel"),
-        Index("ix_etl_alert_outbox_due", "next_attempt_at", postgresql_where=text("status IN ('PENDING', 'SENDING')")),
+        Index("ix_etl_alert_outbox_due", "next_attempt_at", postgresql_where=text(f"status IN ('{DeliveryStatus.PENDING}', '{DeliveryStatus.SENDING}')")),
         Index("ix_etl_alert_outbox_listing", text("created_at DESC"), text("id DESC")),
         Index("ix_etl_alert_outbox_channel", "channel_id", text("created_at DESC")),
     )

@@ -23,6 +23,7 @@ from sqlalchemy import Engine, text
 from .. import metrics
 from ..config import Config
 from ..db.secret_box import SecretKeyMismatch, box_for
+from ..lifecycle import DeliveryStatus
 from ..services import freshness
 from . import alert_transport
 from .alert_transport import Outcome
@@ -32,27 +33,29 @@ log = logging.getLogger(__name__)
 BATCH = 16  # deliveries one claim takes
 JITTER = 0.2
 
-_CLAIM = """
+_CLAIM = f"""
 UPDATE etl_alert_outbox o
-SET status = 'SENDING', claimed_by = :worker, attempts = o.attempts + 1,
+SET status = '{DeliveryStatus.SENDING}', claimed_by = :worker, attempts = o.attempts + 1,
     claimed_until = clock_timestamp() + make_interval(secs => :lease)
 FROM etl_alert_channels c
 WHERE c.id = o.channel_id AND o.id IN (
     SELECT id FROM etl_alert_outbox
-    WHERE {which}
+    WHERE {{which}}
     ORDER BY next_attempt_at LIMIT :limit
     FOR UPDATE SKIP LOCKED)
 RETURNING o.id, o.event_kind, o.payload, o.attempts, o.created_at, c.kind, c.url, c.email, c.secret_token, c.enabled
 """
 # Due rows (the partial index ix_etl_alert_outbox_due), or one named row: a test sent now, not when due.
-_DUE = "status IN ('PENDING', 'SENDING') AND next_attempt_at <= now() AND (status = 'PENDING' OR claimed_until < now())"
-_ONE = "id = CAST(:only AS uuid) AND status = 'PENDING'"
+_PENDING, _SENDING = DeliveryStatus.PENDING, DeliveryStatus.SENDING
+_DUE = (f"status IN ('{_PENDING}', '{_SENDING}') AND next_attempt_at <= now() "
+        f"AND (status = '{_PENDING}' OR claimed_until < now())")
+_ONE = f"id = CAST(:only AS uuid) AND status = '{_PENDING}'"
 
 
-_PRUNE = """
+_PRUNE = f"""
 DELETE FROM etl_alert_outbox WHERE id IN (
     SELECT id FROM etl_alert_outbox
-    WHERE status IN ('DELIVERED', 'FAILED') AND created_at < now() - make_interval(days => :days)
+    WHERE status IN ('{DeliveryStatus.DELIVERED}', '{DeliveryStatus.FAILED}') AND created_at < now() - make_interval(days => :days)
     LIMIT 10000 FOR UPDATE SKIP LOCKED)
 """
 
@@ -105,26 +108,26 @@ def send(delivery: Claimed, config: Config) -> Outcome:
 def record(conn, delivery: Claimed, worker_id: str, outcome: Outcome, config: Config, *, retry: bool = True) -> str:
     """Store an attempt's outcome if the claim is still ours; returns the delivery's new status."""
     if outcome.delivered:
-        status, delay = "DELIVERED", 0.0
+        status, delay = DeliveryStatus.DELIVERED, 0.0
     else:
         delay = backoff_s(delivery.attempts, config)
-        status = "PENDING" if retry else "FAILED"
+        status = DeliveryStatus.PENDING if retry else DeliveryStatus.FAILED
     row = conn.execute(text(
-        """
+        f"""
         UPDATE etl_alert_outbox
-        SET status = CASE WHEN :status = 'PENDING'
+        SET status = CASE WHEN :status = '{DeliveryStatus.PENDING}'
                            AND created_at + make_interval(secs => :max_age) < clock_timestamp() + make_interval(secs => :delay)
-                          THEN 'FAILED' ELSE :status END,
+                          THEN '{DeliveryStatus.FAILED}' ELSE :status END,
             next_attempt_at = clock_timestamp() + make_interval(secs => :delay),
             last_http_status = :http_status, last_error = :error, claimed_by = NULL, claimed_until = NULL,
-            delivered_at = CASE WHEN :status = 'DELIVERED' THEN clock_timestamp() END
-        WHERE id = :id AND claimed_by = :worker AND status = 'SENDING'
+            delivered_at = CASE WHEN :status = '{DeliveryStatus.DELIVERED}' THEN clock_timestamp() END
+        WHERE id = :id AND claimed_by = :worker AND status = '{DeliveryStatus.SENDING}'
         RETURNING status
         """),
-        {"status": status, "delay": delay, "max_age": config.alert_max_age_s, "http_status": outcome.http_status,
+        {"status": str(status), "delay": delay, "max_age": config.alert_max_age_s, "http_status": outcome.http_status,
          "error": outcome.error, "id": delivery.id, "worker": worker_id}).one_or_none()
     final = row.status if row is not None else "LOST"
-    if final == "FAILED":
+    if final == DeliveryStatus.FAILED:
         metrics.alert_delivery_failed()
     return final
 

@@ -7,16 +7,11 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
+from .. import lifecycle
+from ..lifecycle import PipelineStatus, RunStatus
 from ..services.run_outcomes import after_run_ended
 
-_END_PIPELINE = """
-UPDATE etl_pipelines SET status = CASE WHEN status = 'PAUSED' THEN 'PAUSED'
-                                       WHEN :pipeline_status = 'IDLE' AND NOT enabled THEN 'PAUSED'
-                                       ELSE :pipeline_status END,
-       updated_at = now()
-WHERE id = :pipeline_id AND status IN ('RUNNING', 'PAUSED')
-"""
-
+_RUNNING, _FAILED = RunStatus.RUNNING, RunStatus.FAILED
 
 @dataclass(frozen=True)
 class ClaimedRun:
@@ -31,14 +26,14 @@ _READS = "coalesce({pipeline}.source_connection_id, (SELECT d.id FROM etl_connec
 # Runs of one source connection that hold a slot (claimed, not finished: their snapshot says which
 # connection they read), and those queued before a given run. A queued run may start when both
 # together leave a slot: older runs go first.
-_CONNECTION_BUSY = """
+_CONNECTION_BUSY = f"""
     SELECT count(*) FROM etl_pipeline_runs busy
-    WHERE busy.status = 'RUNNING' AND busy.worker_id IS NOT NULL
-      AND busy.config_snapshot -> 'source_connection' ->> 'id' = CAST({connection} AS text)
+    WHERE busy.status = '{_RUNNING}' AND busy.worker_id IS NOT NULL
+      AND busy.config_snapshot -> 'source_connection' ->> 'id' = CAST({{connection}} AS text)
 """
 _QUEUED_BEFORE = f"""
     SELECT count(*) FROM etl_pipeline_runs older JOIN etl_pipelines op ON op.id = older.pipeline_id
-    WHERE {_READS.format(pipeline="op")} = {{connection}} AND older.status = 'RUNNING' AND older.worker_id IS NULL
+    WHERE {_READS.format(pipeline="op")} = {{connection}} AND older.status = '{_RUNNING}' AND older.worker_id IS NULL
       AND (older.started_at, older.id) < ({{run}}.started_at, {{run}}.id)
       AND (older.not_before IS NULL OR older.not_before <= now())
 """
@@ -47,7 +42,7 @@ _CANDIDATE = f"""
     FROM etl_pipeline_runs r
     JOIN etl_pipelines p ON p.id = r.pipeline_id
     LEFT JOIN etl_connections c ON c.id = {_READS.format(pipeline="p")}
-    WHERE r.status = 'RUNNING' AND r.worker_id IS NULL AND r.id <> ALL(CAST(:passed AS uuid[]))
+    WHERE r.status = '{_RUNNING}' AND r.worker_id IS NULL AND r.id <> ALL(CAST(:passed AS uuid[]))
       AND (r.not_before IS NULL OR r.not_before <= now())  -- a retry waits out its backoff
       AND (CAST(:only_run AS uuid) IS NULL OR r.id = CAST(:only_run AS uuid))
       AND (p.required_label IS NULL OR p.required_label = ANY(CAST(:labels AS text[])))
@@ -66,12 +61,12 @@ _SLOT_FREE = f"""
 
 
 # Runs writing one target table that hold a slot, and those queued before a given run.
-_TARGET_SLOT_FREE = """
+_TARGET_SLOT_FREE = f"""
     SELECT (SELECT count(*) FROM etl_pipeline_runs busy
-            WHERE busy.status = 'RUNNING' AND busy.worker_id IS NOT NULL
+            WHERE busy.status = '{_RUNNING}' AND busy.worker_id IS NOT NULL
               AND busy.config_snapshot ->> 'target_table' = :target)
          + (SELECT count(*) FROM etl_pipeline_runs older JOIN etl_pipelines op ON op.id = older.pipeline_id
-            WHERE op.target_table = :target AND older.status = 'RUNNING' AND older.worker_id IS NULL
+            WHERE op.target_table = :target AND older.status = '{_RUNNING}' AND older.worker_id IS NULL
               AND (older.started_at, older.id) < (r.started_at, r.id)
               AND (older.not_before IS NULL OR older.not_before <= now())) < :limit
     FROM etl_pipeline_runs r WHERE r.id = :run
@@ -98,15 +93,15 @@ def target_queue(conn: Connection, run_id: uuid.UUID, limit: int) -> dict | None
         return None
     row = conn.execute(
         text(
-            """
+            f"""
             SELECT p.target_table,
-                   (SELECT count(*) FROM etl_pipeline_runs busy WHERE busy.status = 'RUNNING'
+                   (SELECT count(*) FROM etl_pipeline_runs busy WHERE busy.status = '{_RUNNING}'
                       AND busy.worker_id IS NOT NULL AND busy.config_snapshot ->> 'target_table' = p.target_table),
                    (SELECT count(*) FROM etl_pipeline_runs older JOIN etl_pipelines op ON op.id = older.pipeline_id
-                    WHERE op.target_table = p.target_table AND older.status = 'RUNNING' AND older.worker_id IS NULL
+                    WHERE op.target_table = p.target_table AND older.status = '{_RUNNING}' AND older.worker_id IS NULL
                       AND (older.started_at, older.id) < (r.started_at, r.id))
             FROM etl_pipeline_runs r JOIN etl_pipelines p ON p.id = r.pipeline_id
-            WHERE r.id = :run AND r.status = 'RUNNING' AND r.worker_id IS NULL
+            WHERE r.id = :run AND r.status = '{_RUNNING}' AND r.worker_id IS NULL
             """
         ),
         {"run": run_id},
@@ -184,8 +179,7 @@ def _claim(conn: Connection, run_id: uuid.UUID, worker_id: str, default_connecti
     ).one()
     if row.retry_of is not None:
         # The pipeline showed FAILED while its retry waited (so it could be edited meanwhile).
-        conn.execute(text("UPDATE etl_pipelines SET status = 'RUNNING', updated_at = now() "
-                          "WHERE id = :p AND status IN ('FAILED', 'IDLE')"), {"p": row.pipeline_id})
+        lifecycle.pipeline_claimed(conn, row.pipeline_id)
     return ClaimedRun(row.id, row.pipeline_id, row.cancel_requested, row.config_snapshot)
 
 
@@ -203,7 +197,7 @@ def connection_queue(conn: Connection, run_id: uuid.UUID, default_connection: st
             JOIN etl_pipelines p ON p.id = r.pipeline_id
             LEFT JOIN etl_connections c ON c.id = {_READS.format(pipeline="p")}
             CROSS JOIN LATERAL (VALUES (p.required_label), (c.required_label)) AS required(label)
-            WHERE r.id = :run AND r.status = 'RUNNING' AND r.worker_id IS NULL AND label IS NOT NULL
+            WHERE r.id = :run AND r.status = '{_RUNNING}' AND r.worker_id IS NULL AND label IS NOT NULL
             """
         ),
         params,
@@ -227,7 +221,7 @@ def _connection_limit(conn: Connection, params: dict) -> dict | None:
             FROM etl_pipeline_runs r
             JOIN etl_pipelines p ON p.id = r.pipeline_id
             JOIN etl_connections c ON c.id = {_READS.format(pipeline="p")}
-            WHERE r.id = :run AND r.status = 'RUNNING' AND r.worker_id IS NULL AND c.max_concurrent_runs IS NOT NULL
+            WHERE r.id = :run AND r.status = '{_RUNNING}' AND r.worker_id IS NULL AND c.max_concurrent_runs IS NOT NULL
             """
         ),
         params,
@@ -246,10 +240,10 @@ def heartbeat_run(conn: Connection, run, worker_id: str) -> tuple[bool, str | No
     """Renew the lease and publish progress. Returns (still ours, cancel request)."""
     row = conn.execute(
         text(
-            """
+            f"""
             UPDATE etl_pipeline_runs
             SET heartbeat_at = now(), rows_read = :rows_read, rows_written = :rows_written
-            WHERE id = :id AND worker_id = :worker AND status = 'RUNNING'
+            WHERE id = :id AND worker_id = :worker AND status = '{_RUNNING}'
             RETURNING cancel_requested
             """
         ),
@@ -264,7 +258,7 @@ def lock_owned_run(conn: Connection, run_id: uuid.UUID, worker_id: str) -> tuple
         text("SELECT status, worker_id, cancel_requested FROM etl_pipeline_runs WHERE id = :id FOR UPDATE"),
         {"id": run_id},
     ).one_or_none()
-    if row is None or row.status != "RUNNING" or row.worker_id != worker_id:
+    if row is None or row.status != _RUNNING or row.worker_id != worker_id:
         return False, None
     return True, row.cancel_requested
 
@@ -288,21 +282,21 @@ def finish_run(
     services/run_outcomes.py decides retries, alerts, auto-pause and downstream runs."""
     row = conn.execute(
         text(
-            """
+            f"""
             UPDATE etl_pipeline_runs
             SET status = :status, finished_at = clock_timestamp(), rows_read = :rows_read,
                 rows_written = :rows_written, error_message = :error,
                 -- what queued the run (services/dependencies.py) stays; the rest is the run's report
-                details = coalesce(CAST(:details AS jsonb), '{}')
+                details = coalesce(CAST(:details AS jsonb), '{{}}')
                           || jsonb_strip_nulls(jsonb_build_object('triggered_by', details -> 'triggered_by'))
-            WHERE id = :id AND worker_id = :worker AND status = 'RUNNING'
+            WHERE id = :id AND worker_id = :worker AND status = '{_RUNNING}'
             RETURNING id
             """
         ),
         {
             "id": run_id,
             "worker": worker_id,
-            "status": "SUCCESS" if succeeded else "FAILED",
+            "status": lifecycle.run_outcome(succeeded),
             "rows_read": rows_read,
             "rows_written": rows_written,
             "error": error_message,
@@ -311,12 +305,11 @@ def finish_run(
     ).one_or_none()
     if row is None:
         return False
-    new_status = pipeline_status or ("IDLE" if succeeded else "FAILED")
-    conn.execute(text(_END_PIPELINE), {"pipeline_id": pipeline_id, "pipeline_status": new_status})
+    lifecycle.pipeline_after_run(conn, pipeline_id, succeeded, pipeline_status)
     # Retries, alerts (run.failed, run.recovered, freshness.restored), auto-pause and downstream
     # runs, all in this transaction.
     after_run_ended(conn, run_id, pipeline_id, succeeded=succeeded, error=error_message,
-                    cause="cancelled" if pipeline_status == "PAUSED" else cause)
+                    cause="cancelled" if pipeline_status == PipelineStatus.PAUSED else cause)
     return True
 
 
@@ -330,28 +323,22 @@ def add_run_details(conn: Connection, run_id: uuid.UUID, details: dict) -> None:
 def reap_lost_runs(conn: Connection, lease_s: float) -> list[uuid.UUID]:
     rows = conn.execute(
         text(
-            """
-            WITH lost AS (
-                UPDATE etl_pipeline_runs
-                SET status = 'FAILED', finished_at = clock_timestamp(),
-                    error_message = 'Worker lost: no heartbeat since '
-                        || to_char(heartbeat_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
-                        || ' from worker ' || worker_id
-                        || ' (lease ' || CAST(:lease AS text) || ' s); the target keeps its previous contents'
-                WHERE status = 'RUNNING' AND worker_id IS NOT NULL
-                  AND heartbeat_at < now() - make_interval(secs => :lease)
-                RETURNING id, pipeline_id, error_message
-            ), moved AS (
-                UPDATE etl_pipelines p
-                SET status = CASE WHEN p.status = 'PAUSED' THEN 'PAUSED' ELSE 'FAILED' END, updated_at = now()
-                FROM lost WHERE p.id = lost.pipeline_id AND p.status IN ('RUNNING', 'PAUSED')
-            )
-            SELECT id, pipeline_id, error_message FROM lost
+            f"""
+            UPDATE etl_pipeline_runs
+            SET status = '{_FAILED}', finished_at = clock_timestamp(),
+                error_message = 'Worker lost: no heartbeat since '
+                    || to_char(heartbeat_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
+                    || ' from worker ' || worker_id
+                    || ' (lease ' || CAST(:lease AS text) || ' s); the target keeps its previous contents'
+            WHERE status = '{_RUNNING}' AND worker_id IS NOT NULL
+              AND heartbeat_at < now() - make_interval(secs => :lease)
+            RETURNING id, pipeline_id, error_message
             """
         ),
         {"lease": float(lease_s)},
     ).all()
-    for row in rows:  # a lost worker is an error like any other: retried, alerted
+    for row in rows:  # a lost worker is an error like any other: the pipeline FAILED, retried, alerted
+        lifecycle.pipeline_after_run(conn, row.pipeline_id, succeeded=False)
         after_run_ended(conn, row.id, row.pipeline_id, succeeded=False, error=row.error_message)
     return [row.id for row in rows]
 

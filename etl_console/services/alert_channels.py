@@ -16,12 +16,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..db.models import AlertChannel, AlertDelivery, Pipeline, PipelineAlert
+from ..lifecycle import DeliveryStatus
 from ..db.secret_box import SecretBox
 from . import alert_events, audit
 from .errors import AlertChannelNotFound, InvalidAlertChannel, PipelineNotFound
 
 KINDS = ("webhook", "email")
-DELIVERY_STATUSES = ("PENDING", "SENDING", "DELIVERED", "FAILED")
+DELIVERY_STATUSES = tuple(status.value for status in DeliveryStatus)
 AUDITED = ("name", "kind", "url", "email", "enabled")
 
 
@@ -105,7 +106,7 @@ def enqueue_test(session: Session, channel_id: uuid.UUID) -> uuid.UUID:
                "channel": {"id": str(channel.id), "name": channel.name}}
     session.execute(text(
         "INSERT INTO etl_alert_outbox (id, event_key, event_kind, channel_id, payload, status, attempts, next_attempt_at) "
-        "VALUES (:id, :key, :kind, :channel, CAST(:payload AS jsonb), 'PENDING', 0, "
+        f"VALUES (:id, :key, :kind, :channel, CAST(:payload AS jsonb), '{DeliveryStatus.PENDING}', 0, "
         "clock_timestamp() + interval '1 hour')"),  # not due: test_channel sends it first
         {"id": delivery_id, "key": key, "kind": alert_events.TEST, "channel": channel.id,
          "payload": json.dumps(payload)})

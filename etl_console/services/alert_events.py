@@ -27,6 +27,8 @@ from typing import Any
 
 from sqlalchemy import text
 
+from ..lifecycle import DeliveryStatus, RunStatus
+
 RUN_FAILED = "run.failed"
 RUN_RECOVERED = "run.recovered"
 AUTO_PAUSED = "pipeline.auto_paused"
@@ -38,10 +40,10 @@ EVENT_KINDS = (RUN_FAILED, RUN_RECOVERED, AUTO_PAUSED, FRESHNESS_BREACHED, FRESH
 # A failure recorded as a cancel is no alert: the operator (or a shutdown) asked for it.
 _CANCEL_PREFIX = "Run cancelled"
 
-_INSERT = """
+_INSERT = f"""
 INSERT INTO etl_alert_outbox (id, event_key, event_kind, channel_id, pipeline_id, run_id, payload, status,
                               attempts, next_attempt_at)
-SELECT gen_random_uuid(), :key, :kind, a.channel_id, :pipeline, :run, CAST(:payload AS jsonb), 'PENDING', 0, now()
+SELECT gen_random_uuid(), :key, :kind, a.channel_id, :pipeline, :run, CAST(:payload AS jsonb), '{DeliveryStatus.PENDING}', 0, now()
 FROM etl_pipeline_alerts a JOIN etl_alert_channels c ON c.id = a.channel_id
 WHERE a.pipeline_id = :pipeline AND :kind = ANY(a.events) AND c.enabled
 ON CONFLICT (event_key, channel_id) DO NOTHING
@@ -134,7 +136,7 @@ def _run_succeeded(session, *, pipeline_id, run_id) -> None:
              "WHERE this.id = :run"),
         {"pipeline": pipeline_id, "run": run_id, "cancel": _CANCEL_PREFIX + "%"},
     ).one_or_none()
-    if previous is not None and previous.status == "FAILED" and not previous.retried:
+    if previous is not None and previous.status == RunStatus.FAILED and not previous.retried:
         emit(session, RUN_RECOVERED, pipeline_id=pipeline_id, run_id=run_id)
     freshness.restore_if_breached(session, pipeline_id, run_id=run_id)
 

@@ -19,6 +19,8 @@ from sqlalchemy import Connection, select, text
 from sqlalchemy.orm import Session
 
 from ..db.models import Pipeline, PipelineUpstream
+from .. import lifecycle
+from ..lifecycle import PipelineStatus, RunStatus
 from ..runner.wakeup import CHANNEL
 from .errors import DependencyCycle, UnknownUpstream
 from .pipelines import get_pipeline
@@ -46,7 +48,7 @@ def queue_if_ready(conn: Connection, pipeline_id: uuid.UUID) -> uuid.UUID | None
     pipeline = conn.execute(
         text("SELECT status, enabled FROM etl_pipelines WHERE id = :p FOR UPDATE"), {"p": pipeline_id}
     ).one_or_none()
-    if pipeline is None or pipeline.status == "PAUSED" or not pipeline.enabled:
+    if pipeline is None or pipeline.status == PipelineStatus.PAUSED or not pipeline.enabled:
         return None
     edges = conn.execute(
         text(
@@ -60,7 +62,7 @@ def queue_if_ready(conn: Connection, pipeline_id: uuid.UUID) -> uuid.UUID | None
     if not edges or any(edge.pending_run_id is None for edge in edges):
         return None
     busy = conn.execute(
-        text("SELECT 1 FROM etl_pipeline_runs WHERE pipeline_id = :p AND status = 'RUNNING'"), {"p": pipeline_id}
+        text(f"SELECT 1 FROM etl_pipeline_runs WHERE pipeline_id = :p AND status = '{RunStatus.RUNNING}'"), {"p": pipeline_id}
     ).first()
     if busy is not None:
         return None
@@ -71,15 +73,14 @@ def queue_if_ready(conn: Connection, pipeline_id: uuid.UUID) -> uuid.UUID | None
                     for edge in edges]
     conn.execute(
         text(
-            """
+            f"""
             INSERT INTO etl_pipeline_runs (id, pipeline_id, status, rows_read, rows_written, trigger, attempt, details)
-            VALUES (:id, :p, 'RUNNING', 0, 0, 'upstream', 1, CAST(:details AS jsonb))
+            VALUES (:id, :p, '{RunStatus.RUNNING}', 0, 0, 'upstream', 1, CAST(:details AS jsonb))
             """
         ),
         {"id": run_id, "p": pipeline_id, "details": json.dumps({"triggered_by": triggered_by})},
     )
-    conn.execute(text("UPDATE etl_pipelines SET status = 'RUNNING', updated_at = now() WHERE id = :p"),
-                 {"p": pipeline_id})
+    lifecycle.pipeline_queued(conn, pipeline_id)
     conn.execute(text(f"NOTIFY {CHANNEL}"))  # idle runners on every host wake at commit
     return run_id
 
@@ -101,7 +102,7 @@ def downstreams_of(session: Session, pipeline_id: uuid.UUID) -> list[Pipeline]:
 
 
 _FLOW = text(
-    """
+    f"""
     SELECT (SELECT coalesce(json_agg(json_build_object('id', u.id, 'name', u.name) ORDER BY u.name), '[]')
             FROM etl_pipeline_upstreams e JOIN etl_pipelines u ON u.id = e.upstream_id WHERE e.pipeline_id = :p)
                AS upstreams,
@@ -110,7 +111,7 @@ _FLOW = text(
                AS downstreams,
            (SELECT json_build_object('run_id', r.id, 'attempt', r.attempt,
                                      'not_before', to_char(r.not_before AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'))
-            FROM etl_pipeline_runs r WHERE r.pipeline_id = :p AND r.status = 'RUNNING' AND r.worker_id IS NULL
+            FROM etl_pipeline_runs r WHERE r.pipeline_id = :p AND r.status = '{RunStatus.RUNNING}' AND r.worker_id IS NULL
               AND r.retry_of IS NOT NULL LIMIT 1) AS pending_retry
     """
 )

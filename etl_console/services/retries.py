@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from ..lifecycle import RunStatus
 from .pipelines import get_pipeline
 
 POLICY_FIELDS = ("max_retries", "retry_initial_delay_s", "retry_backoff_factor", "retry_max_delay_s",
@@ -20,7 +21,7 @@ WITHDRAWN_MESSAGE = "Run cancelled before it started: a retry withdrawn by {reas
 def get_policy(session: Session, pipeline_id: uuid.UUID) -> dict[str, Any]:
     pipeline = get_pipeline(session, pipeline_id)
     pending = session.execute(
-        text("SELECT id, attempt, not_before FROM etl_pipeline_runs WHERE pipeline_id = :p AND status = 'RUNNING' "
+        text(f"SELECT id, attempt, not_before FROM etl_pipeline_runs WHERE pipeline_id = :p AND status = '{RunStatus.RUNNING}' "
              "AND worker_id IS NULL AND retry_of IS NOT NULL"), {"p": pipeline.id}
     ).first()
     return {
@@ -53,9 +54,9 @@ def withdraw_pending_retries(session: Session, pipeline_id: uuid.UUID, reason: s
     pipeline's row (the runner locks a run, then its pipeline)."""
     result = session.execute(
         text(
-            """
-            UPDATE etl_pipeline_runs SET status = 'FAILED', finished_at = clock_timestamp(), error_message = :message
-            WHERE pipeline_id = :p AND status = 'RUNNING' AND worker_id IS NULL AND retry_of IS NOT NULL
+            f"""
+            UPDATE etl_pipeline_runs SET status = '{RunStatus.FAILED}', finished_at = clock_timestamp(), error_message = :message
+            WHERE pipeline_id = :p AND status = '{RunStatus.RUNNING}' AND worker_id IS NULL AND retry_of IS NOT NULL
             """
         ),
         {"p": pipeline_id, "message": WITHDRAWN_MESSAGE.format(reason=reason)},

@@ -21,6 +21,8 @@ import uuid
 from sqlalchemy import Connection, text
 from sqlalchemy.orm import Session
 
+from .. import lifecycle
+from ..lifecycle import PipelineStatus, RunStatus
 from . import alert_events, audit, dependencies
 
 log = logging.getLogger(__name__)
@@ -88,17 +90,17 @@ def _queue_retry(conn: Connection, run_id: uuid.UUID, pipeline_id: uuid.UUID, ca
         ),
         {"run": run_id},
     ).one()
-    if policy.attempt > policy.max_retries or policy.status == "PAUSED" or not policy.enabled:
+    if policy.attempt > policy.max_retries or policy.status == PipelineStatus.PAUSED or not policy.enabled:
         return False
     delay_s = backoff_delay_s(policy.attempt, policy.retry_initial_delay_s, policy.retry_backoff_factor,
                               policy.retry_max_delay_s, policy.retry_jitter)
     retry_id = uuid.uuid4()
     conn.execute(
         text(
-            """
+            f"""
             INSERT INTO etl_pipeline_runs (id, pipeline_id, status, rows_read, rows_written, trigger,
                                            attempt, retry_of, not_before)
-            VALUES (:id, :p, 'RUNNING', 0, 0, 'retry', :attempt, :of,
+            VALUES (:id, :p, '{RunStatus.RUNNING}', 0, 0, 'retry', :attempt, :of,
                     clock_timestamp() + make_interval(secs => :delay))
             """
         ),
@@ -120,14 +122,11 @@ def _count_final_failure(conn: Connection, run_id: uuid.UUID, pipeline_id: uuid.
         {"p": pipeline_id},
     ).one()
     limit = row.auto_pause_after_failures
-    if limit is None or row.consecutive_failures < limit or row.status == "PAUSED":
+    if limit is None or row.consecutive_failures < limit or row.status == PipelineStatus.PAUSED:
         return
     # The pause service's effect (status PAUSED); the count starts again, so a resumed pipeline gets
     # `limit` more chances before it is paused again.
-    conn.execute(
-        text("UPDATE etl_pipelines SET status = 'PAUSED', consecutive_failures = 0, updated_at = now() WHERE id = :p"),
-        {"p": pipeline_id},
-    )
+    lifecycle.pipeline_auto_paused(conn, pipeline_id)
     log.warning("pipeline %s auto-paused after %s consecutive failed runs", pipeline_id, row.consecutive_failures)
     alert_events.emit(conn, alert_events.AUTO_PAUSED, pipeline_id=pipeline_id, run_id=run_id,
                       error=f"paused after {row.consecutive_failures} consecutive failed runs; last error: {error}")
@@ -135,6 +134,6 @@ def _count_final_failure(conn: Connection, run_id: uuid.UUID, pipeline_id: uuid.
     with Session(bind=conn, join_transaction_mode="create_savepoint") as session:
         audit.record(session, "pipeline.auto_pause", object_type="pipeline", object_id=pipeline_id,
                      object_name=row.name, before={"status": row.status, "consecutive_failures": row.consecutive_failures},
-                     after={"status": "PAUSED", "last_run_id": str(run_id)}, actor=audit.SYSTEM)
+                     after={"status": PipelineStatus.PAUSED, "last_run_id": str(run_id)}, actor=audit.SYSTEM)
         session.commit()
 
