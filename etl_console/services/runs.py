@@ -5,7 +5,7 @@ import time
 import uuid
 from datetime import datetime, timezone
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
@@ -69,18 +69,11 @@ def active_run(session: Session, pipeline_id: uuid.UUID) -> PipelineRun | None:
     ).one_or_none()
 
 
-def list_runs(
-    session: Session,
-    pipeline_id: uuid.UUID,
-    limit: int = 50,
-    before: tuple[datetime, uuid.UUID] | None = None,
-) -> list[PipelineRun]:
-    """Newest first. `before` is a keyset cursor (started_at, id) of the last row already shown."""
+def list_runs(session: Session, pipeline_id: uuid.UUID, limit: int = 50) -> list[PipelineRun]:
+    """The newest `limit` runs, newest first (the console pages through overview's history)."""
     get_pipeline(session, pipeline_id)
-    query = select(PipelineRun).where(PipelineRun.pipeline_id == pipeline_id)
-    if before is not None:
-        query = query.where(tuple_(PipelineRun.started_at, PipelineRun.id) < tuple_(*before))
-    query = query.order_by(PipelineRun.started_at.desc(), PipelineRun.id.desc()).limit(limit)
+    query = (select(PipelineRun).where(PipelineRun.pipeline_id == pipeline_id)
+             .order_by(PipelineRun.started_at.desc(), PipelineRun.id.desc()).limit(limit))
     return list(session.scalars(query))
 
 
