@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import marshmallow as ma
-from flask import request, url_for
 from flask.views import MethodView
 
 from ..services import alert_channels as alert_service
 from ..services.alert_events import EVENT_KINDS
 from . import Blueprint, fields
 from .context import current_etl, db_session, secret_box
-from ..pagination import encode_cursor
-from .parsing import query_cursor
+from .parsing import next_page_link, query_cursor
 from .schemas import DetailErrorSchema, UtcDateTime, _Input
 
 blp = Blueprint(
@@ -221,7 +219,5 @@ def list_deliveries(query):
     deliveries = [alert_service.delivery_view(delivery, name) for delivery, name in rows]
     if len(rows) == query["limit"]:
         last = rows[-1][0]
-        next_args = {name: str(value) for name, value in parsed.items() if name != "cursor"}
-        next_args["cursor"] = encode_cursor(last.created_at, last.id)
-        return deliveries, {"Link": f'<{url_for(request.endpoint, _external=True, **next_args)}>; rel="next"'}
+        return deliveries, next_page_link(parsed, last.created_at, last.id)
     return deliveries

@@ -4,15 +4,13 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 import marshmallow as ma
-from flask import request, url_for
 
 from ..services import audit as audit_service
 from . import Blueprint
 from .context import db_session
 from .. import pagination
-from ..pagination import encode_cursor
 from .errors import RequestValidationFailed, validation_error
-from .parsing import query_cursor
+from .parsing import next_page_link, query_cursor
 from .schemas import DetailErrorSchema, UtcDateTime, _Input
 from . import fields
 
@@ -81,9 +79,5 @@ def list_audit(query):
     )
     if len(entries) > limit:
         entries = entries[:limit]
-        last = entries[-1]
-        next_args = {name: str(value) for name, value in parsed.items() if value is not None}
-        next_args["cursor"] = encode_cursor(last.at, last.id)
-        next_url = url_for(request.endpoint, _external=True, **next_args)
-        return entries, {"Link": f'<{next_url}>; rel="next"'}
+        return entries, next_page_link(parsed, entries[-1].at, entries[-1].id)
     return entries

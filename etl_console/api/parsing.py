@@ -176,3 +176,17 @@ def query_cursor(value: str, key: typing.Callable[[str], typing.Any] = paginatio
         raise RequestValidationFailed(
             [validation_error("value_error", ["query", "cursor"], "Value error, not a cursor from a Link header", value)]
         ) from None
+
+
+def _query_text(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(getattr(value, "value", value))  # enums by their contract string
+
+
+def next_page_link(parsed: dict, at, key) -> dict:
+    """The Link header of a keyset page: this request's parameters as parsed (a repeated one
+    counts once), with the cursor after the page's last row, whose position is (at, key)."""
+    args = {name: _query_text(value) for name, value in parsed.items() if value is not None}
+    args["cursor"] = pagination.encode_cursor(at, key)
+    return {"Link": f'<{flask.url_for(flask.request.endpoint, _external=True, **args)}>; rel="next"'}

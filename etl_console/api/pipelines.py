@@ -1,15 +1,13 @@
 """/api/v1/pipelines: thin views over the services; every error is mapped in api.errors."""
 from __future__ import annotations
 
-from flask import request, url_for
 from flask.views import MethodView
 
 from ..services import pipelines as pipeline_service
 from ..services import runs as run_service
 from . import Blueprint
 from .context import allowed_targets, current_etl, db_session, source_access, wake_runner
-from ..pagination import encode_cursor
-from .parsing import query_cursor
+from .parsing import next_page_link, query_cursor
 from .schemas import (
     DetailErrorSchema,
     PipelineCreateSchema,
@@ -33,12 +31,6 @@ NOT_FOUND = {"description": "Pipeline not found", "schema": DetailErrorSchema}
 VALIDATION = {"description": "FastAPI-style validation errors", "schema": DetailErrorSchema}
 
 
-def _query_text(value) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(getattr(value, "value", value))  # enums by their contract string
-
-
 @blp.route("/")
 class Pipelines(MethodView):
     @blp.arguments(PipelineListQuerySchema, location="query")
@@ -58,11 +50,7 @@ class Pipelines(MethodView):
             db_session(), name_contains=query.pop("q", None), limit=limit, after=after, **query
         )
         if limit is not None and len(pipelines) == limit:
-            last = pipelines[-1]
-            next_args = {name: _query_text(value) for name, value in parsed.items() if value is not None}
-            next_args["cursor"] = encode_cursor(last.created_at, last.id)
-            next_url = url_for(request.endpoint, _external=True, **next_args)
-            return pipelines, {"Link": f'<{next_url}>; rel="next"'}
+            return pipelines, next_page_link(parsed, pipelines[-1].created_at, pipelines[-1].id)
         return pipelines
 
     @blp.arguments(PipelineCreateSchema)

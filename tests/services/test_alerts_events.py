@@ -19,11 +19,6 @@ def app_overrides():
     return {"START_RUNNER": False}
 
 
-@pytest.fixture
-def engine(app):
-    return app.extensions["etl"].database.engine
-
-
 def subscribe(sql, pipeline_id: str, events: list[str], name: str = "hook") -> str:
     channel_id = str(uuid.uuid4())
     sql("INSERT INTO etl_alert_channels (id, name, kind, url, enabled) VALUES (%s, %s, 'webhook', "

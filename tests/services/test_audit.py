@@ -17,11 +17,6 @@ def app_overrides():
     return {"START_RUNNER": False}
 
 
-@pytest.fixture
-def engine(app):
-    return app.extensions["etl"].database.engine
-
-
 def audit_rows(sql, where: str = "TRUE", params=None):
     return sql(f"SELECT actor, actor_kind, action, object_id, before, after FROM etl_audit_log WHERE {where} "
                "ORDER BY id", params)

@@ -21,11 +21,6 @@ def app_overrides():
 
 
 @pytest.fixture
-def engine(app):
-    return app.extensions["etl"].database.engine
-
-
-@pytest.fixture
 def context(app, source_url):
     state = app.extensions["etl"]
     environ = {PASSWORD_ENV: connection_fields(source_url)["password"], SECRET_ENV: WEBHOOK_SECRET}
