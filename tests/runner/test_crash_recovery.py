@@ -69,7 +69,9 @@ def test_sigkill_mid_run_keeps_target_and_run_is_reaped(app, client, create_pipe
 
 
 def test_worker_resumed_after_its_lease_expired_cannot_commit(app, client, create_pipeline, sql, database_url, seeded):
-    slow = create_pipeline(source_query=slow_film_query(30_000, 1000, 0.02), batch_size=1000)
+    # About 6 s of streaming: the stop lands mid-stream, never while the worker holds its run row in
+    # the commit fence (a frozen fence would keep the reaper's UPDATE waiting on that lock).
+    slow = create_pipeline(source_query=slow_film_query(30_000, 1000, 0.2), batch_size=1000)
     worker = start_worker(database_url)
     try:
         client.post(f"/api/v1/pipelines/{slow['id']}/run")
@@ -80,7 +82,7 @@ def test_worker_resumed_after_its_lease_expired_cannot_commit(app, client, creat
         assert lost["status"] == "FAILED"
         worker.send_signal(signal.SIGCONT)
         # Give the resumed worker time to finish its source and reach its commit fence.
-        time.sleep(3)
+        time.sleep(7)
     finally:
         worker.terminate()
         try:
