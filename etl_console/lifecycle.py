@@ -33,6 +33,17 @@ class DeliveryStatus(enum.StrEnum):
     FAILED = "FAILED"
 
 
+class GateResult(enum.StrEnum):
+    """A quality gate's result as the run page labels it (details.gates holds `passed`, a bool)."""
+
+    PASSED = "passed"
+    FAILED = "FAILED"
+
+    @classmethod
+    def of(cls, passed: bool) -> "GateResult":
+        return cls.PASSED if passed else cls.FAILED
+
+
 IDLE, RUNNING, PAUSED, FAILED = (PipelineStatus.IDLE, PipelineStatus.RUNNING, PipelineStatus.PAUSED,
                                  PipelineStatus.FAILED)
 SUCCESS = RunStatus.SUCCESS

@@ -25,9 +25,9 @@ def init_console(app) -> None:
     app.jinja_env.globals["run_href"] = run_href
     app.jinja_env.globals["asset_url"] = asset_url
     app.jinja_env.globals["source_privilege_problems"] = source_privilege_problems
-    from ..lifecycle import PipelineStatus, RunStatus
+    from ..lifecycle import GateResult, PipelineStatus, RunStatus
 
-    app.jinja_env.globals.update(PipelineStatus=PipelineStatus, RunStatus=RunStatus)
+    app.jinja_env.globals.update(PipelineStatus=PipelineStatus, RunStatus=RunStatus, GateResult=GateResult)
 
 
 def source_privilege_problems() -> list[str]:
