@@ -69,7 +69,7 @@ def create_channel():
             form_errors[name] = str(messages[0] if isinstance(messages, list) else messages)
     except errors.DomainError as error:
         db_session().rollback()
-        form_errors["name" if "name" in str(error) else "__form__"] = str(error)
+        form_errors[error.field if error.field in (*CHANNEL_FIELDS, "secret") else "__form__"] = str(error)
     if form_errors:
         return _alerts_page(values, form_errors, 400)
     return flask.redirect(flask.url_for(".alerts"), 303)

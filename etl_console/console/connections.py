@@ -169,8 +169,5 @@ def _load(schema: ma.Schema, data: dict[str, Any], form_errors: dict[str, str]) 
 
 
 def _field_of(error: errors.DomainError) -> str:
-    if isinstance(error, errors.ConnectionNameTaken):
-        return "name"
-    message = str(error)
-    named = [(message.find(name), name) for name in ("host", "port", "database", "user") if name in message]
-    return min(named)[1] if named else FORM_ERROR
+    """The field the error concerns (the service names it), if the form has one; else the whole form."""
+    return error.field if error.field in (*TEXT_FIELDS, "password") else FORM_ERROR

@@ -19,22 +19,11 @@ from ..services import errors
 from ..services import pipelines as pipeline_service
 
 FIELDS = pipeline_service.EDITABLE_FIELDS  # the form edits exactly what the service accepts
-# Fields a free-form domain message (InvalidPipeline) may name; the first one named gets the message.
-_NAMED_IN_MESSAGES = ("target_table", "batch_size", "source_query", "incremental_key")
 _OPTIONAL_TEXT = ("description", "incremental_key")  # an empty box means null
 FORM_ERROR = "__form__"  # errors that belong to no single field
 # The named source connection (a name; empty: the deployment's default). Not an EDITABLE_FIELD: the
 # service resolves it to an id, and PipelineOut never returns it.
 SOURCE_FIELD = "source_connection"
-
-# Which field a domain error is about; anything else is shown above the form.
-_ERROR_FIELD: dict[type[errors.DomainError], str] = {
-    errors.NameTaken: "name",
-    errors.TargetNotAllowed: "target_table",
-    errors.InvalidSourceQuery: "source_query",
-    errors.UnknownSourceConnection: SOURCE_FIELD,
-    errors.SourceUnreachable: SOURCE_FIELD,
-}
 
 _create_schema = PipelineCreateSchema()
 _update_schema = PipelineUpdateSchema()
@@ -160,14 +149,6 @@ def _call(form: PipelineForm, service, *args, **kwargs) -> Pipeline | None:
     except errors.PipelineNotFound:
         raise
     except errors.DomainError as error:
-        form.errors[_field_of(error)] = str(error)
+        # Next to the field the error concerns; one the form has not (or none), above the form.
+        form.errors[error.field if error.field in (*FIELDS, SOURCE_FIELD) else FORM_ERROR] = str(error)
         return None
-
-
-def _field_of(error: errors.DomainError) -> str:
-    for cls in type(error).__mro__:
-        if cls in _ERROR_FIELD:
-            return _ERROR_FIELD[cls]
-    message = str(error)
-    named = [(message.find(name), name) for name in _NAMED_IN_MESSAGES if name in message]
-    return min(named)[1] if named else FORM_ERROR

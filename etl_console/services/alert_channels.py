@@ -135,7 +135,7 @@ def _check_name_free(session: Session, name: str, exclude: uuid.UUID | None = No
         query = query.where(AlertChannel.id != exclude)
     if session.scalars(query).first() is not None:
         session.rollback()
-        raise InvalidAlertChannel("Alert channel with this name already exists")
+        raise InvalidAlertChannel("Alert channel with this name already exists", field="name")
 
 
 def _commit(session: Session) -> None:
@@ -143,7 +143,7 @@ def _commit(session: Session) -> None:
         session.commit()
     except IntegrityError:  # another request took the name between our check and the insert
         session.rollback()
-        raise InvalidAlertChannel("Alert channel with this name already exists") from None
+        raise InvalidAlertChannel("Alert channel with this name already exists", field="name") from None
 
 
 def _audit(session: Session, action: str, channel: AlertChannel, before: dict | None = None,

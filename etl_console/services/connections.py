@@ -348,11 +348,11 @@ def _settings_from(data: dict[str, Any], *, creating: bool) -> tuple[dict[str, A
     if creating:
         missing = [key for key in ("host", "database", "user") if not values.get(key)]
         if missing:
-            raise InvalidConnection(f"a connection needs url, or {', '.join(missing)}")
+            raise InvalidConnection(f"a connection needs url, or {', '.join(missing)}", field=missing[0])
         values.setdefault("port", 5432)
     for key in ("host", "database", "user", "port"):
         if key in values and values[key] in (None, ""):
-            raise InvalidConnection(f"{key} must not be empty")
+            raise InvalidConnection(f"{key} must not be empty", field=key)
     return values, password
 
 

@@ -2,7 +2,18 @@
 
 
 class DomainError(Exception):
-    """Base class; str(error) is the message a user sees."""
+    """Base class; str(error) is the message a user sees.
+
+    `field` is the input field the error concerns (a form shows the message next to it), None when it
+    concerns the request as a whole. A class that always concerns one field sets it as a class
+    attribute; where it varies, the raise site passes field="..."."""
+
+    field: str | None = None
+
+    def __init__(self, *args: object, field: str | None = None) -> None:
+        super().__init__(*args)
+        if field is not None:
+            self.field = field
 
 
 class PipelineNotFound(DomainError):
@@ -16,11 +27,15 @@ class RunNotFound(DomainError):
 
 
 class NameTaken(DomainError):
+    field = "name"
+
     def __init__(self) -> None:
         super().__init__("Pipeline with this name already exists")
 
 
 class TargetNotAllowed(DomainError):
+    field = "target_table"
+
     def __init__(self, target_table: str) -> None:
         super().__init__(f"target_table '{target_table}' is not allowed")
 
@@ -28,9 +43,12 @@ class TargetNotAllowed(DomainError):
 class InvalidSourceQuery(DomainError):
     """The source query is not one read-only SELECT/WITH statement."""
 
+    field = "source_query"
+
 
 class InvalidPipeline(DomainError):
-    """A pipeline setting that is well-typed but not acceptable (e.g. incremental without a key)."""
+    """A pipeline setting that is well-typed but not acceptable (e.g. incremental without a key);
+    the raise site names the field when there is one (field="incremental_key")."""
 
 
 class PipelineBusy(DomainError):
@@ -40,6 +58,8 @@ class PipelineBusy(DomainError):
 
 class InvalidSchedule(DomainError):
     """A schedule that is not a valid cron expression."""
+
+    field = "schedule"
 
 
 class ReconcileFailed(DomainError):
@@ -52,12 +72,15 @@ class ConnectionNotFound(DomainError):
 
 
 class ConnectionNameTaken(DomainError):
+    field = "name"
+
     def __init__(self) -> None:
         super().__init__("Connection with this name already exists")
 
 
 class InvalidConnection(DomainError):
-    """Connection settings that are well-typed but unusable (a bad URL, a host and a URL at once)."""
+    """Connection settings that are well-typed but unusable (a bad URL, a host and a URL at once);
+    the raise site names the field when there is one (field="host")."""
 
 
 class ConnectionInUse(DomainError):
@@ -69,9 +92,13 @@ class ConnectionInUse(DomainError):
 class UnknownSourceConnection(DomainError):
     """A pipeline names a source connection that does not exist."""
 
+    field = "source_connection"
+
 
 class SourceUnreachable(DomainError):
     """The pipeline's source connection cannot be reached (or logged into) right now."""
+
+    field = "source_connection"
 
 
 class ServiceBusy(DomainError):
@@ -83,9 +110,13 @@ class ServiceBusy(DomainError):
 class UnknownUpstream(DomainError):
     """An upstream list names a pipeline that does not exist."""
 
+    field = "upstreams"
+
 
 class DependencyCycle(DomainError):
     """Saving these upstreams would make pipelines wait for each other forever; names the cycle."""
+
+    field = "upstreams"
 
     def __init__(self, names: list[str]) -> None:
         self.names = names
@@ -98,4 +129,5 @@ class AlertChannelNotFound(DomainError):
 
 
 class InvalidAlertChannel(DomainError):
-    """Alert channel settings that are well-typed but unusable (name taken, email without SMTP)."""
+    """Alert channel settings that are well-typed but unusable (name taken, email without SMTP); the
+    raise site names the field when there is one (field="name")."""

@@ -228,14 +228,16 @@ def _check_incremental(session: Session, mode: str, key: str | None, target_tabl
     if mode != "incremental":
         return
     if not key:
-        raise InvalidPipeline("incremental mode needs an incremental_key: the source column that grows with new rows")
+        raise InvalidPipeline("incremental mode needs an incremental_key: the source column that grows with new rows",
+                              field="incremental_key")
     schema, _, table = target_table.partition(".")
     has_key = session.scalar(
         text("SELECT count(*) FROM pg_constraint WHERE contype = 'p' AND conrelid = to_regclass(:name)"),
         {"name": '"' + schema.replace('"', '""') + '"."' + table.replace('"', '""') + '"'},
     )
     if not has_key:
-        raise InvalidPipeline(f"target_table '{target_table}' has no primary key; incremental mode upserts on it")
+        raise InvalidPipeline(f"target_table '{target_table}' has no primary key; incremental mode upserts on it",
+                              field="target_table")
 
 
 def _check_type(session: Session, pipeline_type: str, mode: str, pipeline_id: uuid.UUID | None = None) -> None:
