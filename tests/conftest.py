@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from etl_console import create_app
+from etl_console.extensions import EtlExtension, etl_of
 from etl_console.db.engine import libpq_dsn, sqlalchemy_url
 from etl_console.db.migrate import upgrade
 from etl_console.serving import start_runner_thread
@@ -128,7 +129,7 @@ def make_app(database_url: str, **overrides):
     }
     settings.update(overrides)
     app = create_app(settings)
-    if start_runner and app.extensions["etl"].config.runner == "thread":
+    if start_runner and etl_of(app).config.runner == "thread":
         start_runner_thread(app)
     return app
 
@@ -140,13 +141,35 @@ def app_overrides() -> dict:
 
 
 @pytest.fixture
-def app(database_url, clean_database, app_overrides):
-    application = make_app(database_url, **app_overrides)
+def app(database_url, clean_database, app_overrides, request):
+    overrides = dict(app_overrides)
+    if "no_runner" in request.fixturenames:
+        overrides["START_RUNNER"] = False
+    application = make_app(database_url, **overrides)
     yield application
-    runner = application.extensions["etl"].runner
-    if runner is not None:
-        runner.stop(timeout=10)
-    application.extensions["etl"].database.dispose()
+    close_app(application)
+
+
+def close_app(application) -> None:
+    """Stop an app's runner thread, if it has one, and close its connections (for apps a test makes)."""
+    etl = etl_of(application)
+    if etl.runner is not None:
+        etl.runner.stop(timeout=10)
+    etl.database.dispose()
+
+
+@pytest.fixture
+def no_runner(app):
+    """Ask for this and the test app has no runner thread (as START_RUNNER=False would): runs stay
+    queued unless the test starts runners of its own, or runs them in another process. Returns the app."""
+    assert etl_of(app).runner is None
+    return app
+
+
+@pytest.fixture
+def etl(app) -> EtlExtension:
+    """The test app's EtlExtension: its config, its database (engine), its runner thread if any."""
+    return etl_of(app)
 
 
 @pytest.fixture

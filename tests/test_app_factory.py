@@ -15,6 +15,7 @@ from etl_console import create_app
 from etl_console.cli import main
 from etl_console.db.engine import libpq_dsn
 from etl_console.db.migrate import SchemaBehind
+from etl_console.extensions import etl_of
 
 
 def closed_port_url() -> str:
@@ -32,8 +33,8 @@ def test_create_app_connects_to_nothing_writes_nothing_and_starts_no_thread(tmp_
     if database_url:
         settings["database_url"] = closed_port_url()
     app = create_app(settings)
-    assert app.extensions["etl"].runner is None
-    assert not app.extensions["etl"].database.connected
+    assert etl_of(app).runner is None
+    assert not etl_of(app).database.connected
     assert set(threading.enumerate()) == threads_before
     assert not data_dir.exists()  # no embedded server initialised, no secret key written
     assert app.url_map.bind("localhost").match("/api/v1/pipelines/")  # yet every route is there
@@ -93,7 +94,7 @@ def test_db_upgrade_migrates_then_the_web_process_starts(empty_database_url, mon
     try:
         assert app.test_client().get("/api/v1/pipelines/").status_code == 200
     finally:
-        app.extensions["etl"].database.dispose()
+        etl_of(app).database.dispose()
 
 
 def _table_count(url: str) -> int:

@@ -70,9 +70,8 @@ def test_demo_is_idempotent_and_creates_the_contract_pipelines(database_url, cle
     etl_console("demo", "--films", str(DEMO_FILMS), "--ratings", str(DEMO_RATINGS), database_url=database_url, check=True)
 
 
-def test_run_wait_succeeds_with_progress_and_fails_with_exit_code(app, create_pipeline, database_url, sql):
-    app.extensions["etl"].runner.stop()  # the CLI executes the run itself
-    app.extensions["etl"].runner = None
+def test_run_wait_succeeds_with_progress_and_fails_with_exit_code(no_runner, create_pipeline, database_url, sql):
+    # no_runner: the CLI executes the run itself
     good = create_pipeline(name="cli_good", source_query=film_rows_query(5000))
     result = etl_console("run", "cli_good", "--wait", database_url=database_url)
     assert result.returncode == 0, result.stderr
@@ -88,9 +87,8 @@ def test_run_wait_succeeds_with_progress_and_fails_with_exit_code(app, create_pi
     assert "FAILED:" in result.stderr
 
 
-def test_run_wait_executes_that_run_and_no_other(app, client, create_pipeline, database_url, sql):
-    app.extensions["etl"].runner.stop()  # nobody else claims: another pipeline's run stays queued
-    app.extensions["etl"].runner = None
+def test_run_wait_executes_that_run_and_no_other(no_runner, client, create_pipeline, database_url, sql):
+    # no_runner: nobody else claims, another pipeline's run stays queued
     other = create_pipeline(name="cli_other", source_query=film_rows_query(10, "other"))
     assert client.post(f"/api/v1/pipelines/{other['id']}/run").status_code == 200  # queued first
     create_pipeline(name="cli_mine", source_query=film_rows_query(20, "mine"))

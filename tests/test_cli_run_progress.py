@@ -22,14 +22,6 @@ from tests.runner.helpers import film_rows_query
 PLAIN_LINE = re.compile(r"^(RUNNING|SUCCESS|FAILED)\s+[\d,]+ rows\s+[\d,]+ rows/s\s+[\d.]+ s$")
 
 
-@pytest.fixture
-def cli_executes_runs(app):
-    """The CLI executes the run itself: the test app's runner must not take it first."""
-    app.extensions["etl"].runner.stop()
-    app.extensions["etl"].runner = None
-    return app
-
-
 def run_wait(database_url: str, name: str, stderr) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-c", "from etl_console.cli import main; main()", "run", name, "--wait"],
@@ -38,7 +30,7 @@ def run_wait(database_url: str, name: str, stderr) -> subprocess.CompletedProces
     )
 
 
-def test_into_a_pipe_progress_is_plain_lines(cli_executes_runs, create_pipeline, database_url):
+def test_into_a_pipe_progress_is_plain_lines(no_runner, create_pipeline, database_url):
     create_pipeline(name="cli_piped", source_query=film_rows_query(5000))
     result = run_wait(database_url, "cli_piped", subprocess.PIPE)
     stderr = result.stderr.decode()
@@ -63,7 +55,7 @@ def read_all(fd: int) -> str:
     return b"".join(chunks).decode()
 
 
-def test_on_a_terminal_progress_is_a_bar_drawn_in_place(cli_executes_runs, create_pipeline, database_url):
+def test_on_a_terminal_progress_is_a_bar_drawn_in_place(no_runner, create_pipeline, database_url):
     create_pipeline(name="cli_terminal", source_query=film_rows_query(5000))
     drawn = []
     for _ in range(2):  # the second run is measured against the first one's size

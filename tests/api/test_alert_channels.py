@@ -101,11 +101,11 @@ def test_deliveries_page_by_cursor(client, sql):
 
 @pytest.mark.parametrize("method,path", [("post", BASE), ("put", f"/api/v1/pipelines/{UNKNOWN_ID}/alerts")])
 def test_viewers_cannot_change_alerts(database_url, clean_database, method, path):
-    from tests.conftest import make_app
+    from tests.conftest import close_app, make_app
 
     app = make_app(database_url, START_RUNNER=False, api_tokens="operator-token-0123456789:operator,viewer-token-0123456789:viewer")
     try:
         response = getattr(app.test_client(), method)(path, json={}, headers={"Authorization": "Bearer viewer-token-0123456789"})
         assert response.status_code == 403
     finally:
-        app.extensions["etl"].database.dispose()
+        close_app(app)

@@ -7,7 +7,7 @@ import base64
 import pytest
 
 from tests.api.conftest import body_of, detail_of
-from tests.conftest import make_app
+from tests.conftest import close_app, make_app
 from tests.connection_helpers import connection_fields
 
 BASE = "/api/v1/pipelines"
@@ -160,7 +160,7 @@ def test_with_auth_off_the_actor_is_anonymous(database_url, clean_database):
                 "pipeline.pause", "pipeline.run", "pipeline.tasks.put", "pipeline.checks.put",
                 "pipeline.schedule.set", "pipeline.patch", "pipeline.create")]
     finally:
-        app.extensions["etl"].database.dispose()
+        close_app(app)
 
 
 def test_token_names_are_parsed_and_a_trailing_equals_is_part_of_the_token():

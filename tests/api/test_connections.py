@@ -120,7 +120,7 @@ def test_name_taken_not_found_and_422s(client):
     assert PASSWORD not in bad_url
 
 
-def test_delete_in_use_is_409_naming_the_pipelines(client):
+def test_delete_in_use_is_409_naming_the_pipelines(client, etl):
     connection = create(client, name="used", host="h", database="d", user="u")
     # Saved unreachable sources are refused (400), so pipelines are pointed at it in the database.
     for name in ("film_b", "film_a"):
@@ -128,10 +128,10 @@ def test_delete_in_use_is_409_naming_the_pipelines(client):
                                                          "source_query": FILM_DIM_QUERY}), 201)
     from tests.conftest import wait_for  # noqa: F401 (keeps the import style of the suite)
 
-    client.application.extensions["etl"].database.engine.dispose()
+    etl.database.engine.dispose()
     import psycopg2
 
-    dsn = client.application.extensions["etl"].database.warehouse_dsn
+    dsn = etl.database.warehouse_dsn
     with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
         cur.execute("UPDATE etl_pipelines SET source_connection_id = %s", (connection["id"],))
     assert body_of(client.get(f"{BASE}/{connection['id']}"), 200)["pipelines"] == ["film_a", "film_b"]

@@ -32,9 +32,8 @@ def test_state_view_set_reset_and_audit(client, create_pipeline):
     assert client.get("/api/v1/pipelines/00000000-0000-0000-0000-000000000000/state").status_code == 404
 
 
-def test_state_is_refused_while_running(app, client, create_pipeline):
-    app.extensions["etl"].runner.stop()  # the run stays queued, so the pipeline stays RUNNING
-    app.extensions["etl"].runner = None
+def test_state_is_refused_while_running(no_runner, client, create_pipeline):
+    # no_runner: the run stays queued, so the pipeline stays RUNNING
     pipeline = create_pipeline()
     client.post(f"/api/v1/pipelines/{pipeline['id']}/run")
     for response in (client.put(f"/api/v1/pipelines/{pipeline['id']}/state", json={"watermark": "x"}),

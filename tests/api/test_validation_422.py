@@ -14,7 +14,7 @@ import pytest
 from pydantic import BaseModel, Field, ValidationError
 
 from etl_console.api.schemas import PIPELINE_MODES
-from tests.conftest import make_app
+from tests.conftest import close_app, make_app
 
 from .conftest import BASE, body_of, detail_of
 
@@ -31,7 +31,7 @@ def client(database_url):
     TRUNCATEs per case would triple the time. Whatever is created gets a unique name."""
     app = make_app(database_url, START_RUNNER=False)
     yield app.test_client()
-    app.extensions["etl"].database.dispose()
+    close_app(app)
 
 
 def unique(body: dict) -> dict:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine
 
-from tests.conftest import make_app, migrate
+from tests.conftest import close_app, make_app, migrate
 
 from .stack import free_port
 
@@ -44,9 +44,8 @@ def test_no_runner_heartbeat_is_503(client, sql):
     assert client.get("/api/v1/health").get_json() == {"status": "ok", "checks": {"database": "ok", "runner": "ok", "source_privileges": "ok"}}
 
 
-def test_liveness_does_not_touch_the_database(client):
-    state = client.application.extensions["etl"]
-    state.database.engine = create_engine(f"postgresql+psycopg2://nobody@127.0.0.1:{free_port()}/none")
+def test_liveness_does_not_touch_the_database(client, etl):
+    etl.database.engine = create_engine(f"postgresql+psycopg2://nobody@127.0.0.1:{free_port()}/none")
     live = client.get("/api/v1/health/live")
     assert live.status_code == 200 and live.get_json() == {"status": "ok", "checks": {}}
     ready = client.get("/api/v1/health")
@@ -79,10 +78,7 @@ def test_stopped_database_is_503_and_recovery_is_200(tmp_path: Path):
         assert wait_health(client, 200, timeout=20)["checks"] == {"database": "ok", "runner": "ok", "source_privileges": "ok"}
     finally:
         if app is not None:
-            runner = app.extensions["etl"].runner
-            if runner is not None:
-                runner.stop(timeout=10)
-            app.extensions["etl"].database.dispose()
+            close_app(app)
         server.cleanup()
 
 

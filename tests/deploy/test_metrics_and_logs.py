@@ -36,7 +36,7 @@ def test_run_metrics_follow_outcomes(client, create_pipeline, run_to_end):
     assert sample("etl_run_rows_written_sum", status="SUCCESS") == rows + good["rows_written"]
 
 
-def test_reaped_runs_are_counted(client, create_pipeline, sql):
+def test_reaped_runs_are_counted(client, etl, create_pipeline, sql):
     pipeline = create_pipeline()
     before = sample("etl_runs_reaped_total")
     sql(
@@ -44,7 +44,7 @@ def test_reaped_runs_are_counted(client, create_pipeline, sql):
         "VALUES (%s, %s, 'RUNNING', 0, 0, 'ghost:1:gone', now() - interval '1 hour', 'manual')",
         (str(uuid.uuid4()), pipeline["id"]),
     )
-    client.application.extensions["etl"].runner.reap()  # or its own loop does, whichever comes first
+    etl.runner.reap()  # or its own loop does, whichever comes first
     wait_for(lambda: sample("etl_runs_reaped_total") == before + 1, timeout=10, message="the reaped run counted")
     assert sql("SELECT status FROM etl_pipeline_runs WHERE worker_id = 'ghost:1:gone'") == [("FAILED",)]
 

@@ -18,15 +18,15 @@ def app_overrides():
     return {"START_RUNNER": False}
 
 
-def _pool_backend_pid(app) -> int:
-    with app.extensions["etl"].database.engine.connect() as connection:
+def _pool_backend_pid(etl) -> int:
+    with etl.database.engine.connect() as connection:
         return connection.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
 
 
-def test_a_pooled_connection_the_server_ended_is_replaced_before_a_request_uses_it(app, client, create_pipeline, dsn):
+def test_a_pooled_connection_the_server_ended_is_replaced_before_a_request_uses_it(etl, client, create_pipeline, dsn):
     pipeline = create_pipeline()
-    app.extensions["etl"].database.engine.dispose()
-    old_pid = _pool_backend_pid(app)  # the pool now holds this one connection
+    etl.database.engine.dispose()
+    old_pid = _pool_backend_pid(etl)  # the pool now holds this one connection
     admin = psycopg2.connect(dsn)
     try:
         admin.autocommit = True
@@ -37,7 +37,7 @@ def test_a_pooled_connection_the_server_ended_is_replaced_before_a_request_uses_
         admin.close()
     answer = client.get(f"/api/v1/pipelines/{pipeline['id']}")
     assert answer.status_code == 200, answer.get_data(as_text=True)
-    assert _pool_backend_pid(app) != old_pid
+    assert _pool_backend_pid(etl) != old_pid
 
 
 def test_login_throttle_hooks_run_for_the_login_blueprint_only(app):
@@ -71,7 +71,7 @@ class _CountingSocket:
     ],
 )
 def test_the_socket_address_is_asked_only_when_the_host_check_needs_it(database_url, clean_database, allowed_hosts, host, status, asked):
-    from tests.conftest import make_app
+    from tests.conftest import close_app, make_app
 
     app = make_app(database_url, START_RUNNER=False, allowed_hosts=allowed_hosts)
     try:
@@ -79,7 +79,7 @@ def test_the_socket_address_is_asked_only_when_the_host_check_needs_it(database_
         answer = app.test_client().get("/api/v1/health/live", headers={"Host": host}, environ_base={"werkzeug.socket": sock})
         assert (answer.status_code, sock.asked) == (status, asked)
     finally:
-        app.extensions["etl"].database.dispose()
+        close_app(app)
 
 
 def test_api_answers_without_a_cookie_set_none(client):

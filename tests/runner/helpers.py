@@ -38,12 +38,12 @@ def start_worker(database_url: str, **settings: str) -> subprocess.Popen:
     )
 
 
-def reap_lost_runs(app, timeout: float) -> int:
-    """Run a reaper (as any runner would) until it reaps something; return how many it reaped."""
+def reap_lost_runs(etl, timeout: float) -> int:
+    """Run a reaper (as any runner would, on the test app's EtlExtension `etl`) until it reaps
+    something; return how many it reaped."""
     from etl_console.runner.runner import Runner
 
-    state = app.extensions["etl"]
-    reaper = Runner(state.database, state.config)
+    reaper = Runner(etl.database, etl.config)
     try:
         return wait_for(lambda: reaper.reap(), timeout=timeout, interval=0.2, message="the reaper")
     finally:

@@ -81,19 +81,18 @@ def test_a_hung_receiver_does_not_delay_runs(client, create_pipeline, app):
                  timeout=30, message="the alerts once the receiver answers")
 
 
-def test_four_runners_send_each_delivery_once(app, client, create_pipeline, sql):
+def test_four_runners_send_each_delivery_once(etl, client, create_pipeline, sql):
     pipeline = create_pipeline()
-    state = app.extensions["etl"]
     with Receiver() as receiver:
         subscribe(client, pipeline["id"], receiver.url)
-        runners = [Runner(state.database, state.config, name=f"alerts{i}").start() for i in range(3)]
+        runners = [Runner(etl.database, etl.config, name=f"alerts{i}").start() for i in range(3)]
         try:
             # 60 events at once, queued in one transaction, as 60 run failures would be.
             run_ids = [str(uuid.uuid4()) for _ in range(60)]
             sql("INSERT INTO etl_pipeline_runs (id, pipeline_id, status, finished_at, error_message, rows_read,"
                 " rows_written, trigger) SELECT CAST(id AS uuid), %s, 'FAILED', now(), 'boom', 0, 0, 'manual'"
                 " FROM unnest(CAST(%s AS text[])) AS id", (pipeline["id"], run_ids))
-            with Session(state.database.engine) as session, session.begin():
+            with Session(etl.database.engine) as session, session.begin():
                 for run_id in run_ids:
                     alert_events.run_failed_finally(session, pipeline_id=pipeline["id"], run_id=run_id, error="boom")
             wait_for(lambda: len(receiver.delivered) >= 60, timeout=60, message="60 deliveries")
@@ -106,7 +105,7 @@ def test_four_runners_send_each_delivery_once(app, client, create_pipeline, sql)
         assert sorted(keys) == sorted(f"run.failed:{run_id}" for run_id in run_ids)  # each sent exactly once
 
 
-def test_freshness_breach_and_restore_are_delivered_once_each(app, client, create_pipeline, sql):
+def test_freshness_breach_and_restore_are_delivered_once_each(etl, client, create_pipeline, sql):
     pipeline = create_pipeline()
     with Receiver() as receiver:
         subscribe(client, pipeline["id"], receiver.url, events=["freshness.breached", "freshness.restored"],
@@ -123,7 +122,7 @@ def test_freshness_breach_and_restore_are_delivered_once_each(app, client, creat
         wait_for(lambda: sql("SELECT count(*) FROM etl_alert_outbox WHERE status = 'DELIVERED'")[0][0] == 2,
                  timeout=10, message="both recorded")
         # Further freshness rounds (any runner's) find nothing to alert.
-        with Session(app.extensions["etl"].database.engine) as session, session.begin():
+        with Session(etl.database.engine) as session, session.begin():
             assert freshness.check(session) == ([], [])
         assert sql("SELECT event_kind FROM etl_alert_outbox ORDER BY created_at") == [
             ("freshness.breached",), ("freshness.restored",)]

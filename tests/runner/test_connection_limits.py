@@ -63,7 +63,7 @@ class SourceSessionSampler(threading.Thread):
         connection.close()
 
 
-def test_ten_concurrent_run_requests_never_read_a_limited_source_twice_at_once(app, client, source_url, dsn,
+def test_ten_concurrent_run_requests_never_read_a_limited_source_twice_at_once(app, etl, client, source_url, dsn,
                                                                                 limited_login, sql):
     fields = {**connection_fields(source_url), "user": limited_login, "password": None}
     connection = body_of(client.post("/api/v1/connections/", json={"name": "limited", **fields,
@@ -75,8 +75,7 @@ def test_ten_concurrent_run_requests_never_read_a_limited_source_twice_at_once(a
                                                          "source_query": query, "source_connection": "limited"}), 201)
         for i in range(RUNS)
     ]
-    state = app.extensions["etl"]
-    second = Runner(state.database, state.config, name="second").start()  # two runners compete for slots
+    second = Runner(etl.database, etl.config, name="second").start()  # two runners compete for slots
     sampler = SourceSessionSampler(dsn, limited_login)
     sampler.start()
     try:

@@ -30,10 +30,9 @@ def latest_run(client, pipeline_id):
 
 
 @pytest.fixture
-def seeded(app, client, create_pipeline, sql):
+def seeded(etl, client, create_pipeline, sql):
     """The target holds 700 'old' rows, loaded by an in-process runner that is then stopped."""
-    state = app.extensions["etl"]
-    runner = Runner(state.database, state.config).start()
+    runner = Runner(etl.database, etl.config).start()
     try:
         seed = create_pipeline(source_query=film_rows_query(700, "old"))
         client.post(f"/api/v1/pipelines/{seed['id']}/run")
@@ -43,7 +42,7 @@ def seeded(app, client, create_pipeline, sql):
     return sql("SELECT film_id, title FROM analytics.film_dim ORDER BY film_id")
 
 
-def test_sigkill_mid_run_keeps_target_and_run_is_reaped(app, client, create_pipeline, sql, database_url, seeded):
+def test_sigkill_mid_run_keeps_target_and_run_is_reaped(etl, client, create_pipeline, sql, database_url, seeded):
     slow = create_pipeline(source_query=slow_film_query(200_000, 1000, 0.02), batch_size=1000)
     worker = start_worker(database_url)
     try:
@@ -59,7 +58,7 @@ def test_sigkill_mid_run_keeps_target_and_run_is_reaped(app, client, create_pipe
     assert sql("SELECT film_id, title FROM analytics.film_dim ORDER BY film_id") == seeded
     assert latest_run(client, slow["id"])["status"] == "RUNNING"  # until a runner reaps it
 
-    reaped = helpers.reap_lost_runs(app, timeout=LEASE_S + 5)
+    reaped = helpers.reap_lost_runs(etl, timeout=LEASE_S + 5)
     assert reaped == 1
     run = latest_run(client, slow["id"])
     assert run["status"] == "FAILED" and run["finished_at"] is not None
@@ -68,7 +67,7 @@ def test_sigkill_mid_run_keeps_target_and_run_is_reaped(app, client, create_pipe
     assert sql("SELECT film_id, title FROM analytics.film_dim ORDER BY film_id") == seeded
 
 
-def test_worker_resumed_after_its_lease_expired_cannot_commit(app, client, create_pipeline, sql, database_url, seeded):
+def test_worker_resumed_after_its_lease_expired_cannot_commit(etl, client, create_pipeline, sql, database_url, seeded):
     # About 6 s of streaming: the stop lands mid-stream, never while the worker holds its run row in
     # the commit fence (a frozen fence would keep the reaper's UPDATE waiting on that lock).
     slow = create_pipeline(source_query=slow_film_query(30_000, 1000, 0.2), batch_size=1000)
@@ -77,7 +76,7 @@ def test_worker_resumed_after_its_lease_expired_cannot_commit(app, client, creat
         client.post(f"/api/v1/pipelines/{slow['id']}/run")
         wait_for(lambda: latest_run(client, slow["id"])["rows_read"] >= 2000, message="the worker to stream rows")
         worker.send_signal(signal.SIGSTOP)
-        helpers.reap_lost_runs(app, timeout=LEASE_S + 5)
+        helpers.reap_lost_runs(etl, timeout=LEASE_S + 5)
         lost = latest_run(client, slow["id"])
         assert lost["status"] == "FAILED"
         worker.send_signal(signal.SIGCONT)
@@ -93,13 +92,12 @@ def test_worker_resumed_after_its_lease_expired_cannot_commit(app, client, creat
     assert sql("SELECT film_id, title FROM analytics.film_dim ORDER BY film_id") == seeded
 
 
-def test_commit_fence_refuses_a_run_that_is_no_longer_ours(app, client, create_pipeline, sql):
+def test_commit_fence_refuses_a_run_that_is_no_longer_ours(etl, client, create_pipeline, sql):
     from etl_console.runner.execute import LeaseLost, RunExecution
     from etl_console.runner.queries import claim_run
     from etl_console.runner.runner import ActiveRun
 
-    state = app.extensions["etl"]
-    runner = Runner(state.database, state.config)
+    runner = Runner(etl.database, etl.config)
     pipeline = create_pipeline()
     client.post(f"/api/v1/pipelines/{pipeline['id']}/run")
     with runner.engine.begin() as conn:
@@ -115,7 +113,7 @@ def test_commit_fence_refuses_a_run_that_is_no_longer_ours(app, client, create_p
 
 
 def test_sigkill_during_an_in_database_statement_stops_it_and_leaves_no_shadow(
-        app, client, create_pipeline, sql, database_url, seeded):
+        etl, client, create_pipeline, sql, database_url, seeded):
     sleeper = create_pipeline(
         source_query="SELECT md5('x')::uuid AS film_id, 't' AS title, 1.0::float8 AS rating FROM pg_sleep(60)")
     statement = ("SELECT count(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid() "
@@ -133,8 +131,7 @@ def test_sigkill_during_an_in_database_statement_stops_it_and_leaves_no_shadow(
     wait_for(lambda: sql(statement)[0][0] == 0, timeout=15, message="the orphaned statement to stop")
     assert sql("SELECT film_id, title FROM analytics.film_dim ORDER BY film_id") == seeded
 
-    state = app.extensions["etl"]
-    runner = Runner(state.database, state.config).start()  # reaps the lost run; the next load sweeps
+    runner = Runner(etl.database, etl.config).start()  # reaps the lost run; the next load sweeps
     try:
         wait_for(lambda: latest_run(client, sleeper["id"])["status"] == "FAILED", timeout=20, message="the reap")
         follow_up = create_pipeline(source_query=film_rows_query(10, "next"))

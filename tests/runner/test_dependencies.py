@@ -115,10 +115,9 @@ def test_a_failed_upstream_queues_nothing(client, create_pipeline):
 
 
 @pytest.fixture
-def more_runners(app):
+def more_runners(etl):
     """Three more runners on the same database, as other processes or hosts would be."""
-    state = app.extensions["etl"]
-    runners = [Runner(state.database, state.config, name=f"extra{i}").start() for i in range(3)]
+    runners = [Runner(etl.database, etl.config, name=f"extra{i}").start() for i in range(3)]
     yield runners
     for runner in runners:
         runner.stop(timeout=10)

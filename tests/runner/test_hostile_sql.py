@@ -116,7 +116,7 @@ def source_role(sql):
 
 def test_source_role_limits_what_user_sql_can_read(source_role, database_url, sql, clean_database):
     """ETL_SOURCE_ROLE: the query runs with that role's privileges; the load keeps the service's."""
-    from tests.conftest import finished_run, make_app
+    from tests.conftest import close_app, finished_run, make_app
 
     app = make_app(database_url, source_role=source_role)
     client = app.test_client()
@@ -139,5 +139,4 @@ def test_source_role_limits_what_user_sql_can_read(source_role, database_url, sq
         assert "least-privilege login" in failed["error_message"]
         assert client.post(f"/api/v1/pipelines/{allowed['id']}/reconcile").get_json()["match"] is True
     finally:
-        app.extensions["etl"].runner.stop()
-        app.extensions["etl"].database.dispose()
+        close_app(app)

@@ -21,11 +21,10 @@ def app_overrides():
 
 
 @pytest.mark.parametrize("crash_point", CRASH_POINTS)
-def test_crash_at_each_step_then_rerun_equals_a_clean_run(crash_point, film_inc, app, client, create_pipeline,
+def test_crash_at_each_step_then_rerun_equals_a_clean_run(crash_point, film_inc, etl, client, create_pipeline,
                                                          sql, database_url):
-    state = app.extensions["etl"]
     pipeline = create_pipeline(mode="incremental", incremental_key="modified", source_query=SOURCE)
-    runner = Runner(state.database, state.config).start()
+    runner = Runner(etl.database, etl.config).start()
 
     def run_in_process():
         client.post(f"/api/v1/pipelines/{pipeline['id']}/run")
@@ -41,11 +40,11 @@ def test_crash_at_each_step_then_rerun_equals_a_clean_run(crash_point, film_inc,
         client.post(f"/api/v1/pipelines/{pipeline['id']}/run")
         worker = start_worker(database_url, failpoint=crash_point, poll_s="0.1", heartbeat_s="0.1", run_lease_s="1")
         assert worker.wait(60) == 86  # died at the crash point
-        reap_lost_runs(app, timeout=10)
+        reap_lost_runs(etl, timeout=10)
         if crash_point != "run.after_target_commit":
             assert watermark(sql, pipeline["id"]) == old_watermark  # nothing of the crashed run landed
 
-        runner = Runner(state.database, state.config).start()
+        runner = Runner(etl.database, etl.config).start()
         rerun = run_in_process()
     finally:
         runner.stop()

@@ -27,7 +27,7 @@ def _queued_detail(client, pipeline_id):
     return body_of(client.get(f"/api/v1/pipelines/{pipeline_id}/runs/{run_id}"), 200)
 
 
-def test_a_connection_requiring_a_label_waits_for_a_runner_with_it(app, client, source_url):
+def test_a_connection_requiring_a_label_waits_for_a_runner_with_it(etl, client, source_url):
     body_of(client.post("/api/v1/connections/", json={"name": "eu-only", **connection_fields(source_url),
                                                      "required_label": "eu"}), 201)
     pipeline = body_of(client.post("/api/v1/pipelines/", json={
@@ -42,8 +42,7 @@ def test_a_connection_requiring_a_label_waits_for_a_runner_with_it(app, client, 
     page = client.get(f"/pipelines/{pipeline['id']}/runs/{detail['id']}").get_data(as_text=True)
     assert "waiting for a runner labelled &#39;eu&#39;" in page
 
-    state = app.extensions["etl"]
-    eu_runner = Runner(state.database, replace(state.config, runner_labels=("eu",)), name="eu-runner").start()
+    eu_runner = Runner(etl.database, replace(etl.config, runner_labels=("eu",)), name="eu-runner").start()
     try:
         run = finished_run(client, pipeline["id"], timeout=30)
     finally:

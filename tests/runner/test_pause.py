@@ -52,18 +52,15 @@ def test_pause_interrupts_a_source_that_produces_no_rows(client, create_pipeline
     assert target_count(sql) == 0
 
 
-def test_pause_before_a_runner_claims_the_run(client, create_pipeline, sql, app):
-    runner = app.extensions["etl"].runner
-    runner.stop()  # nobody claims: the run stays queued
-    app.extensions["etl"].runner = None
+def test_pause_before_a_runner_claims_the_run(no_runner, etl, client, create_pipeline, sql):
+    # no_runner: nobody claims, the run stays queued
     pipeline = create_pipeline()
     client.post(f"/api/v1/pipelines/{pipeline['id']}/run")
     client.post(f"/api/v1/pipelines/{pipeline['id']}/pause")
 
     from etl_console.runner.runner import Runner
 
-    state = app.extensions["etl"]
-    late_runner = Runner(state.database, state.config).start()
+    late_runner = Runner(etl.database, etl.config).start()
     try:
         run = finished_run(client, pipeline["id"], message="the queued run to be cancelled")
     finally:

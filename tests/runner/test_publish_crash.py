@@ -15,14 +15,13 @@ def app_overrides():
     return {"START_RUNNER": False, "run_lease_s": 1.0}
 
 
-def test_sigkill_between_build_and_publish_leaves_the_target_and_no_orphan(app, client, create_pipeline, sql,
+def test_sigkill_between_build_and_publish_leaves_the_target_and_no_orphan(etl, client, create_pipeline, sql,
                                                                              database_url):
-    state = app.extensions["etl"]
     seed = create_pipeline(source_query=film_rows_query(700, "old"))
     pipeline = create_pipeline(source_query=film_rows_query(2000, "new"))
 
     def run_in_process(pipeline_id):
-        runner = Runner(state.database, state.config).start()
+        runner = Runner(etl.database, etl.config).start()
         try:
             client.post(f"/api/v1/pipelines/{pipeline_id}/run")
             runner.wake()
@@ -39,7 +38,7 @@ def test_sigkill_between_build_and_publish_leaves_the_target_and_no_orphan(app, 
     assert worker.wait(60) == 86  # died with the shadow built and committed
     assert sql("SELECT film_id, title FROM analytics.film_dim ORDER BY film_id") == before
     assert sql(SHADOWS) == [(1,)]  # the orphan, until someone sweeps it
-    assert reap_lost_runs(app, timeout=10) == 1
+    assert reap_lost_runs(etl, timeout=10) == 1
 
     rerun = run_in_process(pipeline["id"])
     assert rerun["status"] == "SUCCESS", rerun

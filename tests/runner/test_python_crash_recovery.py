@@ -29,9 +29,8 @@ def shadows_left(sql) -> int:
                "WHERE n.nspname = 'etl_console_shadow' AND c.relkind = 'r'")[0][0]
 
 
-def run_in_process(app, client, pipeline_id) -> dict:
-    state = app.extensions["etl"]
-    runner = Runner(state.database, state.config).start()
+def run_in_process(etl, client, pipeline_id) -> dict:
+    runner = Runner(etl.database, etl.config).start()
     try:
         client.post(f"/api/v1/pipelines/{pipeline_id}/run")
         return wait_for(lambda: (run := latest_run(client, pipeline_id))["status"] != "RUNNING" and run,
@@ -40,9 +39,9 @@ def run_in_process(app, client, pipeline_id) -> dict:
         runner.stop()
 
 
-def test_sigkill_mid_stream_then_the_next_run_loads(app, client, create_pipeline, sql, database_url):
+def test_sigkill_mid_stream_then_the_next_run_loads(etl, client, create_pipeline, sql, database_url):
     seed = create_pipeline(source_query=film_rows_query(500, "old"))
-    assert run_in_process(app, client, seed["id"])["status"] == "SUCCESS"
+    assert run_in_process(etl, client, seed["id"])["status"] == "SUCCESS"
     seeded = sql("SELECT film_id, title FROM analytics.film_dim ORDER BY film_id")
 
     pipeline = create_pipeline(type="PYTHON", source_query=slow_film_query(200_000, 1000, 0.02), batch_size=1000)
@@ -62,13 +61,13 @@ def test_sigkill_mid_stream_then_the_next_run_loads(app, client, create_pipeline
     assert len(client.get(f"/api/v1/pipelines/{pipeline['id']}/runs").get_json()) == 1
     assert sql("SELECT film_id, title FROM analytics.film_dim ORDER BY film_id") == seeded
 
-    assert helpers.reap_lost_runs(app, timeout=LEASE_S + 5) == 1
+    assert helpers.reap_lost_runs(etl, timeout=LEASE_S + 5) == 1
     lost = latest_run(client, pipeline["id"])
     assert lost["status"] == "FAILED" and lost["error_message"].startswith("Worker lost")
     assert sql("SELECT film_id, title FROM analytics.film_dim ORDER BY film_id") == seeded
 
     client.patch(f"/api/v1/pipelines/{pipeline['id']}", json={"source_query": film_rows_query(900, "new")})
-    run = run_in_process(app, client, pipeline["id"])
+    run = run_in_process(etl, client, pipeline["id"])
     assert run["status"] == "SUCCESS", run["error_message"]
     assert sql("SELECT count(*), count(*) FILTER (WHERE title LIKE 'NEW %') FROM analytics.film_dim") == [(900, 900)]
     assert shadows_left(sql) == 0

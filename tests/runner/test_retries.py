@@ -157,17 +157,15 @@ def test_auto_pause_after_consecutive_failures_alerts_once(client, create_pipeli
     assert audited[0] == "system" and audited[1]["last_run_id"] == runs[0]["id"]
 
 
-def test_a_run_whose_worker_was_lost_is_retried(app, client, create_pipeline, sql):
+def test_a_run_whose_worker_was_lost_is_retried(no_runner, etl, client, create_pipeline, sql):
+    """No runner thread here: a ghost worker claims the run, then dies."""
     from etl_console.runner.queries import claim_run
     from etl_console.runner.runner import Runner
 
-    state = app.extensions["etl"]
-    state.runner.stop()  # a ghost worker claims the run, then dies
-    state.runner = None
     pipeline = create_pipeline()
     _policy(client, pipeline["id"], max_retries=1, retry_initial_delay_s=0.2, retry_jitter=0)
     client.post(f"{BASE}/{pipeline['id']}/run")
-    ghost = Runner(state.database, state.config, name="ghost")
+    ghost = Runner(etl.database, etl.config, name="ghost")
     try:
         with ghost.engine.begin() as conn:
             lost = claim_run(conn, ghost.worker_id)
@@ -180,7 +178,7 @@ def test_a_run_whose_worker_was_lost_is_retried(app, client, create_pipeline, sq
     assert retry["retry_of"] == str(lost.run_id) and retry["attempt"] == 2
     assert "Worker lost" in _detail(client, pipeline["id"], str(lost.run_id))["error_message"]
 
-    runner = Runner(state.database, state.config).start()
+    runner = Runner(etl.database, etl.config).start()
     try:
         run = finished_run(client, pipeline["id"], timeout=60, message="the retry to run")
     finally:

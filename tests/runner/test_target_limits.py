@@ -16,9 +16,8 @@ def app_overrides():
     return {"runner_threads": 4, "target_max_concurrent_runs": 1}
 
 
-def test_one_run_at_a_time_writes_a_target(app, client, create_pipeline, sql):
-    state = app.extensions["etl"]
-    second_runner = Runner(state.database, state.config, name="second").start()  # two runners compete
+def test_one_run_at_a_time_writes_a_target(etl, client, create_pipeline, sql):
+    second_runner = Runner(etl.database, etl.config, name="second").start()  # two runners compete
     try:
         pipelines = [create_pipeline(name=f"same_target_{i}", source_query=slow_film_query(600, 200, 0.3))
                      for i in range(3)]

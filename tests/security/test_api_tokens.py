@@ -26,7 +26,7 @@ def bearer(token: str) -> dict:
 
 
 def test_no_tokens_configured_keeps_the_api_open(database_url, clean_database):
-    from tests.conftest import make_app
+    from tests.conftest import close_app, make_app
 
     app = make_app(database_url, START_RUNNER=False)
     try:
@@ -36,7 +36,7 @@ def test_no_tokens_configured_keeps_the_api_open(database_url, clean_database):
         assert client.get("/metrics").status_code == 200
         assert client.get("/").status_code == 200
     finally:
-        app.extensions["etl"].database.dispose()
+        close_app(app)
 
 
 def test_missing_token_is_401_with_detail_and_challenge(client):

@@ -131,14 +131,14 @@ def test_console_session_does_not_open_the_api(client):
 
 
 def test_login_page_says_what_to_set_when_no_users(database_url, clean_database):
-    from tests.conftest import make_app
+    from tests.conftest import close_app, make_app
 
     app = make_app(database_url, START_RUNNER=False, api_tokens="only-an-api-token-xxxxxxxx:operator")
     try:
         page = app.test_client().get("/auth/login").get_data(as_text=True)
         assert "ETL_CONSOLE_USERS" in page and "hash-password" in page
     finally:
-        app.extensions["etl"].database.dispose()
+        close_app(app)
 
 
 def test_hash_password_command(capsys, monkeypatch):

@@ -19,7 +19,7 @@ from etl_console.db.source_login import (
     source_privilege_problems,
 )
 from etl_console.warehouse.source import open_read_only
-from tests.conftest import finished_run, make_app
+from tests.conftest import close_app, finished_run, make_app
 
 # Every way the PostgreSQL docs give to run SQL handed over as a string, each aimed at something the
 # login must not reach. {q} is the inner query.
@@ -216,7 +216,7 @@ def test_a_superuser_source_fails_health_and_says_why(database_url, clean_databa
         problem = reply.get_json()["checks"]["source_privileges"]
         assert "is a superuser" in problem and "ETL_SOURCE_URL" in problem
     finally:
-        app.extensions["etl"].database.dispose()
+        close_app(app)
 
 
 def test_a_login_holding_a_dangerous_role_fails_the_check(database_url, sql):
@@ -247,7 +247,7 @@ def test_the_console_warns_on_every_page_when_sql_is_not_confined(database_url, 
         page = app.test_client().get("/").get_data(as_text=True)
         assert 'data-banner="source-privileges"' in page and "is a superuser" in page
     finally:
-        app.extensions["etl"].database.dispose()
+        close_app(app)
 
 
 def test_a_confined_console_shows_no_warning(client):

@@ -94,7 +94,7 @@ def test_waits_grow_with_the_window_that_was_used_up(client, sql):
 
 def test_counters_are_shared_by_every_web_process(database_url, clean_database, users, client):
     """Two apps stand for two gunicorn workers: failures on either count against one allowance."""
-    from tests.conftest import make_app
+    from tests.conftest import close_app, make_app
 
     other_worker = make_app(database_url, START_RUNNER=False, console_users=users)
     try:
@@ -104,7 +104,7 @@ def test_counters_are_shared_by_every_web_process(database_url, clean_database, 
         assert attempt(second, "alice", "wrong").status_code == 429
         assert attempt(client, "alice", "wrong").status_code == 429
     finally:
-        other_worker.extensions["etl"].database.dispose()
+        close_app(other_worker)
 
 
 def test_counters_expire_with_their_window(client, sql):

@@ -224,7 +224,7 @@ def test_dns_rebinding_against_a_real_loopback_server(app):
 
 
 def test_allowed_hosts_setting(database_url, clean_database, monkeypatch):
-    from tests.conftest import make_app
+    from tests.conftest import close_app, make_app
 
     monkeypatch.setenv("ETL_ALLOWED_HOSTS", "etl.example.org, .corp.example, [::1]")
     app = make_app(database_url, START_RUNNER=False)
@@ -237,7 +237,7 @@ def test_allowed_hosts_setting(database_url, clean_database, monkeypatch):
         for host in ("evil.example", "xcorp.example", "etl.example.org.evil.example", "10.0.0.5"):
             assert client.get("/api/v1/health/live", headers={"Host": host}).status_code == 400, host
     finally:
-        app.extensions["etl"].database.dispose()
+        close_app(app)
 
 
 def test_allowed_hosts_parsing_and_the_non_loopback_default():

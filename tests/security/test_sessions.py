@@ -161,7 +161,7 @@ def test_logout_ends_only_that_session(app, sql):
 
 
 def test_a_user_removed_from_the_configuration_is_signed_out(database_url, clean_database, users, client):
-    from tests.conftest import make_app
+    from tests.conftest import close_app, make_app
 
     sign_in(client)
     cookie = session_cookie(client)
@@ -172,7 +172,7 @@ def test_a_user_removed_from_the_configuration_is_signed_out(database_url, clean
     try:
         assert_asks_for_login(stranger_with(only_bob, cookie))
     finally:
-        only_bob.extensions["etl"].database.dispose()
+        close_app(only_bob)
 
 
 def test_anonymous_visitors_add_no_rows(client, sql):
