@@ -3,13 +3,15 @@ real HTTP server plus headless chromium for the browser tests."""
 from __future__ import annotations
 
 import os
-import re
 import threading
 from contextlib import contextmanager
 
 import pytest
 from sqlalchemy import event
 from werkzeug.serving import make_server
+
+from etl_console.extensions import etl_of
+from tests.console.markup import csrf_token_of
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -27,8 +29,7 @@ ARTIFACTS = os.path.join(os.path.dirname(__file__), "..", "..", "test-artifacts"
 
 def csrf_token(client, path: str = "/") -> str:
     """The CSRF token of the client's session, as a console page renders it."""
-    page = client.get(path).get_data(as_text=True)
-    return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    return csrf_token_of(client.get(path))
 
 
 @pytest.fixture
@@ -40,7 +41,7 @@ def token(client):
 def counting_queries(app, with_parameters: bool = False):
     """Collect every SQL statement the app's request engine sends while the block runs
     (with its parameters too if asked). The runner has its own engine and is not counted."""
-    engine = app.extensions["etl"].database.engine
+    engine = etl_of(app).database.engine
     statements: list = []
 
     def before(conn, cursor, statement, parameters, context, executemany):

@@ -1,10 +1,10 @@
 """With console users configured (etl_console.auth), a viewer reads the console but gets no buttons."""
 from __future__ import annotations
 
-import re
-
 import pytest
 from werkzeug.security import generate_password_hash
+
+from tests.console.markup import csrf_token_of
 
 PASSWORD = "correct horse battery staple"
 
@@ -16,8 +16,7 @@ def app_overrides():
 
 
 def login(client, name: str) -> None:
-    page = client.get("/auth/login").get_data(as_text=True)
-    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    token = csrf_token_of(client.get("/auth/login"))
     response = client.post("/auth/login", data={"csrf_token": token, "username": name, "password": PASSWORD, "next": "/"})
     assert response.status_code == 302, response.get_data(as_text=True)
 
@@ -39,7 +38,7 @@ def test_viewer_reads_without_buttons_and_operator_gets_them(client, app):
     page = client.get(f"/pipelines/{pipeline_id}").get_data(as_text=True)
     assert "Run guarded" not in page and ">Edit<" not in page
 
-    client.post("/auth/logout", data={"csrf_token": re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)})
+    client.post("/auth/logout", data={"csrf_token": csrf_token_of(page)})
     login(client, "olga")
     page = client.get(f"/pipelines/{pipeline_id}").get_data(as_text=True)
     assert "Run guarded" in page and ">Edit<" in page and "olga" in page
@@ -57,7 +56,7 @@ def test_bulk_actions_are_for_operators_and_their_message_survives_a_signed_in_s
     login(client, "victor")
     listing = client.get("/").get_data(as_text=True)
     assert "Pause selected" not in listing and 'class="row-select"' not in listing
-    token = re.search(r'name="csrf_token" value="([^"]+)"', listing).group(1)
+    token = csrf_token_of(listing)
     refused = client.post("/pipelines/bulk/pause", data={"csrf_token": token, "ids": [pipeline_id]})
     assert refused.status_code == 403
     assert client.get(f"/api/v1/pipelines/{pipeline_id}", headers=headers).get_json()["status"] == "IDLE"
@@ -66,7 +65,7 @@ def test_bulk_actions_are_for_operators_and_their_message_survives_a_signed_in_s
     login(client, "olga")
     listing = client.get("/").get_data(as_text=True)
     assert "Pause selected" in listing and 'aria-label="Select bulk_guarded"' in listing
-    token = re.search(r'name="csrf_token" value="([^"]+)"', listing).group(1)
+    token = csrf_token_of(listing)
     done = client.post("/pipelines/bulk/pause", data={"csrf_token": token, "ids": [pipeline_id]}, follow_redirects=True)
     assert "Pause selected: 1 paused." in done.get_data(as_text=True)
     assert client.get(f"/api/v1/pipelines/{pipeline_id}", headers=headers).get_json()["status"] == "PAUSED"

@@ -2,13 +2,12 @@
 the pipeline form's source connection picker."""
 from __future__ import annotations
 
-import re
-
 import pytest
 
 from tests.api.conftest import body_of
 from tests.connection_helpers import connection_fields, password_login
 from tests.console.conftest import csrf_token
+from tests.console.markup import parse
 
 PASSWORD = "console-secret-Pw-never-rendered"
 HX = {"HX-Request": "true"}
@@ -42,7 +41,8 @@ def test_create_list_edit_without_ever_rendering_the_password(client, token, sou
     connection = client.get("/api/v1/connections/").get_json()[0]
     assert connection["password_set"] is True and connection["max_concurrent_runs"] == 2
     edit = client.get(f"/connections/{connection['id']}/edit").get_data(as_text=True)
-    assert re.search(r'<input id="password" name="password" type="password" value=""', edit)
+    password = parse(edit).one("input#password").attrs
+    assert (password["name"], password["type"], password["value"]) == ("password", "password", "")
     assert "set; leave empty to keep it" in edit and PASSWORD not in edit
     # Saving with an empty password box keeps the password; a bad value re-renders without echoing it.
     saved = client.post(f"/connections/{connection['id']}/edit", data=_form(

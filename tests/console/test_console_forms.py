@@ -6,14 +6,17 @@ import re
 
 import pytest
 
+from tests.console.markup import parse
+
 FILM_QUERY = "SELECT id AS film_id, title, rating FROM content.film_work"
 
 
 def field_errors(response) -> dict[str, str]:
     """Inline messages by field; a message about no single field is under "__form__"."""
-    page = response.get_data(as_text=True)
-    found = {name: html.unescape(message) for name, message in re.findall(r'<p class="field-error" id="(\w+)-error">([^<]*)</p>', page)}
-    found.update({"__form__": html.unescape(m) for m in re.findall(r'<p class="form-error">([^<]*)</p>', page)})
+    page = parse(response)
+    found = {error.attrs["id"].removesuffix("-error"): error.text
+             for error in page.select("p.field-error[id]") if error.attrs["id"].endswith("-error")}
+    found.update({"__form__": error.text for error in page.select("p.form-error")})
     return found
 
 
@@ -143,8 +146,7 @@ def test_edit_is_refused_while_running_with_the_contracts_message(client, token,
     assert "Cannot update pipeline while it is RUNNING" in page
     response = client.post(f"/pipelines/{pipeline['id']}/edit", data=form_body(token, name="busy", batch_size="5"))
     assert response.status_code == 400
-    page = response.get_data(as_text=True)
-    assert re.search(r'<p class="form-error">Cannot update pipeline while it is RUNNING</p>', page)
+    assert "Cannot update pipeline while it is RUNNING" in parse(response).texts("p.form-error")
     api = client.patch(f"/api/v1/pipelines/{pipeline['id']}", json={"batch_size": 5})
     assert api.status_code == 409 and api.get_json()["detail"] == "Cannot update pipeline while it is RUNNING"
     assert client.get(f"/api/v1/pipelines/{pipeline['id']}").get_json()["batch_size"] == 1000

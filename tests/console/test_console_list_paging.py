@@ -3,12 +3,12 @@ bulk Pause/Run of the selected rows, and clear 400 pages for bad page parameters
 from __future__ import annotations
 
 import html as html_lib
-import re
 import uuid
 
 import pytest
 
 from tests.console.conftest import text
+from tests.console.markup import parse
 
 TARGETS = ("analytics.film_dim", "analytics.film_rating_agg")
 STATUS_CYCLE = ("IDLE", "FAILED", "PAUSED", "IDLE", "RUNNING")
@@ -51,16 +51,27 @@ def seed(sql, count: int) -> None:
 
 
 def names(html: str) -> list[str]:
-    return re.findall(r'<td class="name"><a href="[^"]+">([^<]+)</a>', html)
+    """The pipelines the list shows, by the name that links to each."""
+    return [name.text for name in parse(html).select("td.name > a[href]")]
 
 
 def link(html: str, rel: str) -> str | None:
-    found = re.search(rf'<a href="([^"]+)" rel="{rel}">', html)
-    return html_lib.unescape(found.group(1)) if found else None
+    found = parse(html).first(f'a[href][rel="{rel}"]')
+    return found.attrs["href"] if found is not None else None
 
 
 def flash(html: str) -> str:
-    return html_lib.unescape(re.search(r'class="notice [a-z]+ flash"[^>]*>([^<]+)<', html).group(1))
+    return parse(html).first("p.notice.flash").text
+
+
+def counts_shown(html: str) -> dict[str, str]:
+    """The number on each status filter (ALL, STALE and each status)."""
+    return {count.attrs["data-count"]: count.one("span.count-number").text
+            for count in parse(html).select("a[data-count]")}
+
+
+def count_link(html: str, status: str):
+    return parse(html).one(f'a[data-count="{status}"]')
 
 
 def ids_named(sql, *wanted: str) -> list[str]:
@@ -142,33 +153,32 @@ def test_stale_filter_lists_pipelines_past_their_freshness_window(client, sql):
     assert names(text(client.get("/?stale=1&status=FAILED"))) == []  # m_0002 is PAUSED, m_0008 IDLE
 
     def counted(query: str) -> dict[str, str]:
-        html = text(client.get(f"/?{query}"))
-        return dict(re.findall(r'data-count="([A-Z]+)">[^<]+<span class="count-number">([\d,]+)<', html))
+        return counts_shown(text(client.get(f"/?{query}")))
 
     # The Stale count is of what the list shows; its link adds stale=1 to the filters.
     assert counted("")["STALE"] == "2" and counted("status=IDLE")["STALE"] == "1"
     assert counted("status=FAILED")["STALE"] == "0" and counted("stale=1")["ALL"] == "2"
     html = text(client.get("/?status=PAUSED"))
-    stale_link = html_lib.unescape(re.search(r'<a href="([^"]+)"[^>]*data-count="STALE"', html).group(1))
+    stale_link = count_link(html, "STALE").attrs["href"]
     assert names(text(client.get(stale_link))) == ["m_0002"]
 
 
 def test_counts_per_status_follow_the_other_filters_and_link_to_their_status(client, sql):
     seed(sql, 60)
     html = text(client.get("/?target=analytics.film_dim"))
-    counts = dict(re.findall(r'data-count="([A-Z]+)">[^<]+<span class="count-number">([\d,]+)<', html))
+    counts = counts_shown(html)
     by_status = dict(sql("SELECT status, count(*)::text FROM etl_pipelines WHERE target_table = "
                          "'analytics.film_dim' GROUP BY status"))
     assert counts == {**by_status, "ALL": str(sum(int(n) for n in by_status.values())), "STALE": "0"}
     assert counts["ALL"] == "40"
 
-    paused_link = html_lib.unescape(re.search(r'<a href="([^"]+)"[^>]*data-count="PAUSED"', html).group(1))
+    paused_link = count_link(html, "PAUSED").attrs["href"]
     assert "target=analytics.film_dim" in paused_link and "status=PAUSED" in paused_link
     assert len(names(text(client.get(paused_link)))) == int(counts["PAUSED"])
     # With a status chosen the counts stay those of every status, and "All" drops the status again.
     chosen = text(client.get(paused_link))
-    assert re.search(r'aria-current="true" data-count="PAUSED"', chosen)
-    all_link = html_lib.unescape(re.search(r'<a href="([^"]+)"[^>]*data-count="ALL"', chosen).group(1))
+    assert count_link(chosen, "PAUSED").attrs.get("aria-current") == "true"
+    all_link = count_link(chosen, "ALL").attrs["href"]
     assert "status=" not in all_link and "target=analytics.film_dim" in all_link
 
 

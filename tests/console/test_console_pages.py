@@ -3,6 +3,7 @@ history paging, chart, run/pause actions, errors as HTML, CSRF."""
 from __future__ import annotations
 
 import html as html_lib
+import json
 import re
 import uuid
 
@@ -10,16 +11,29 @@ import pytest
 
 from tests.conftest import wait_for
 from tests.console.conftest import HX, seed_runs, text
+from tests.console.markup import parse
 
 
 
 
 def row_ids(html: str) -> list[str]:
-    return re.findall(r'<tr id="p-([0-9a-f-]+)"', html)
+    """The pipeline ids of the list's rows, in order."""
+    return [row.id.removeprefix("p-") for row in parse(html).select("tr[id]") if row.id.startswith("p-")]
 
 
 def run_row_ids(html: str) -> list[str]:
-    return re.findall(r'<tr id="run-([0-9a-f-]+)"', html)
+    """The run ids of the history's rows, in order."""
+    return [row.id.removeprefix("run-") for row in parse(html).select("tr[id]") if row.id.startswith("run-")]
+
+
+def link(html: str, rel: str) -> str:
+    """Where the page's first link with this rel (next: older, prev: newer) goes."""
+    return parse(html).first(f'[href][rel="{rel}"]').attrs["href"]
+
+
+def disabled(html: str, label: str) -> bool:
+    """Is the control with this aria-label disabled?"""
+    return "disabled" in parse(html).one(f'[aria-label="{label}"]').attrs
 
 
 # the list -------------------------------------------------------------------------------------
@@ -31,7 +45,8 @@ def test_empty_list_invites_to_create(client):
     assert 'href="/pipelines/new"' in text(response)
     # Assets are local (no CDN) and carry their version, so a release is never served stale CSS/JS.
     for asset in ("console.css", "vendor/htmx/htmx.min.js", "console.js"):
-        url = re.search(rf'"(/static/{re.escape(asset)}\?v=[0-9a-f]+)"', text(response)).group(1)
+        url = next(value for element in parse(response).descendants() for name, value in element.attrs.items()
+                   if name in ("href", "src") and re.fullmatch(rf"/static/{re.escape(asset)}\?v=[0-9a-f]+", value))
         assert client.get(url).status_code == 200
     assert "https://" not in text(response) and "http://" not in text(response)
 
@@ -55,8 +70,8 @@ def test_list_shows_each_pipeline_with_its_last_run(client, create_pipeline, run
     never_row = html.split(f'id="p-{never["id"]}"')[1].split("</tr>")[0]
     assert "Paused" in never_row and "Never run" in never_row and 'data-label="Enabled">No</td>' in never_row
     # The Pause button of an already paused pipeline is disabled; Run stays available.
-    assert re.search(r'aria-label="Pause films_never"\s+disabled', never_row)
-    assert not re.search(r'aria-label="Run films_never"\s+disabled', never_row)
+    assert disabled(never_row, "Pause films_never")
+    assert not disabled(never_row, "Run films_never")
 
 
 def test_list_filters_by_status_and_name(client, create_pipeline):
@@ -87,7 +102,7 @@ def test_run_button_swaps_the_row_and_the_row_goes_live(client, create_pipeline,
     assert html.lstrip().startswith(f'<tr id="p-{pipeline["id"]}"')
     assert 'data-status="RUNNING">Running<' in html
     assert f'name="running" value="{pipeline["id"]}"' in html  # picked up by the list's poller
-    assert re.search(r'aria-label="Run live_row"\s+disabled', html)
+    assert disabled(html, "Run live_row")
 
     def finished():
         rows = text(client.get(f"/pipelines/live?running={pipeline['id']}&running=not-a-uuid"))
@@ -128,7 +143,8 @@ def test_htmx_requests_may_send_the_token_as_a_header(client, create_pipeline, t
     response = client.post(f"/pipelines/{pipeline['id']}/pause", headers={**HX, "X-CSRFToken": token})
     assert response.status_code == 200 and 'data-status="PAUSED"' in text(response)
     page = text(client.get("/"))
-    assert re.search(r"hx-headers='{\"X-CSRFToken\": ?\"[^\"]+\"}'", page)  # on every htmx request
+    sent = json.loads(parse(page).one("body").attrs["hx-headers"])  # on every htmx request
+    assert list(sent) == ["X-CSRFToken"] and sent["X-CSRFToken"]
 
 
 def test_the_json_api_needs_no_csrf_token(client):
@@ -224,16 +240,16 @@ def test_history_is_keyset_paged_fifty_at_a_time(client, create_pipeline, sql):
     first = text(client.get(page_url))
     assert run_row_ids(first) == expected[:50]
     assert "Newest</a>" not in first and "Newer" not in first
-    older = re.search(r'href="([^"]+)" rel="next"', first).group(1).replace("&amp;", "&")
+    older = link(first, "next")
     second = text(client.get(older))
     assert run_row_ids(second) == expected[50:100]
-    third_url = re.search(r'href="([^"]+)" rel="next"', second).group(1).replace("&amp;", "&")
+    third_url = link(second, "next")
     third = text(client.get(third_url))
     assert run_row_ids(third) == expected[100:]
     assert 'rel="next"' not in third
-    newer = re.search(r'href="([^"]+)" rel="prev"', third).group(1).replace("&amp;", "&")
+    newer = link(third, "prev")
     assert run_row_ids(text(client.get(newer))) == expected[50:100]
-    newer_again = re.search(r'href="([^"]+)" rel="prev"', text(client.get(newer))).group(1).replace("&amp;", "&")
+    newer_again = link(text(client.get(newer)), "prev")
     assert run_row_ids(text(client.get(newer_again))) == expected[:50]
     # The fragment endpoint pages the same way (the page reloads it when a run ends).
     fragment = text(client.get(older.replace(page_url, page_url + "/history"), headers=HX))
@@ -253,9 +269,9 @@ def test_live_head_polls_while_running_and_triggers_a_reload_when_the_run_ends(c
     assert started.headers["HX-Trigger"] == "runs-changed"  # the history shows the new run
     head = text(started)
     assert head.lstrip().startswith('<section id="pipeline-live"') and 'hx-trigger="every 1s"' in head
-    run_id = re.search(r'data-run="([0-9a-f-]+)"', head).group(1)
+    run_id = parse(head).first("[data-run]").attrs["data-run"]
     assert f'<tr id="run-{run_id}" data-status="RUNNING" hx-swap-oob="true">' in head
-    poll_url = re.search(r'hx-get="([^"]+)"', head).group(1).replace("&amp;", "&")
+    poll_url = parse(head).first("[hx-get]").attrs["hx-get"]
 
     def ended():
         response = client.get(poll_url, headers=HX)
@@ -284,9 +300,9 @@ def test_pipeline_page_of_a_running_pipeline_polls_and_shows_progress(client, cr
     head = html.split('<section id="pipeline-live"')[1].split("</section>")[0]
     assert 'hx-trigger="every 1s"' in head and 'data-status="RUNNING">Running<' in head
     assert ">12,000<" in head and ">11,000<" in head
-    rate = re.search(r'class="rate">([\d.,]+)(k?)\srows/s<', head)
+    rate = re.fullmatch(r"([\d.,]+)(k?)\srows/s", parse(head).first(".rate").text)
     assert rate and 2.0 < float(rate.group(1).replace(",", "")) * (1000 if rate.group(2) else 1) / 1000 < 3.5
-    assert re.search(r'class="elapsed">4\.\d\d\ss<', head)
+    assert re.fullmatch(r"4\.\d\d\ss", parse(head).first(".elapsed").text)
     assert 'title="Cannot update pipeline while it is RUNNING">Edit<' in head
     list_row = text(client.get("/"))
     assert "12,000</strong> rows" in list_row and "elapsed" in list_row

@@ -1,9 +1,9 @@
 """A viewer reads the new panels and the run detail page, without their buttons and forms."""
 from __future__ import annotations
 
-import re
-
 import pytest
+
+from tests.console.markup import csrf_token_of
 
 from tests.console.test_console_auth import app_overrides, login  # noqa: F401 - the same users and token
 
@@ -28,7 +28,7 @@ def test_a_viewer_sees_the_panels_without_their_controls(client, incremental):
     assert 'id="reconciliation"' in page and 'id="state"' in page and 'id="schedule"' in page
     assert "<code>5</code>" in page and '<code class="cron">0 3 * * *</code>' in page
     assert "Reconcile now</button>" not in page and "Reset watermark" not in page and "Save schedule" not in page
-    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    token = csrf_token_of(page)
     for path, data in (("reconcile", {}), ("state/reset", {"confirmed": "yes"}), ("schedule", {"schedule": ""})):
         refused = client.post(f"/pipelines/{incremental}/{path}", data={"csrf_token": token, **data})
         assert refused.status_code == 403, path

@@ -2,12 +2,12 @@
 mismatch as a red banner with counts and samples, and "Reconcile now" with htmx and without."""
 from __future__ import annotations
 
-import html as html_lib
 import json
-import re
 
+from etl_console.extensions import etl_of
 from tests.conftest import FILM_DIM_QUERY, wait_for
 from tests.console.conftest import HX, counting_queries, text
+from tests.console.markup import parse
 
 
 
@@ -19,8 +19,13 @@ def panel(html: str) -> str:
 
 
 def banner(html: str) -> str | None:
-    found = re.search(r'<p class="mismatch-title">([^<]*)</p>', html)
-    return html_lib.unescape(found.group(1)) if found else None
+    found = parse(html).first("p.mismatch-title")
+    return found.text if found is not None else None
+
+
+def stat(html: str, name: str) -> str:
+    """A number the panel's stats show: source-rows, target-rows, missing, extra."""
+    return parse(html).one(f"dl.check-stats dd.{name}").text
 
 
 def recorded_check(client, pipeline_id: str, run_id: str) -> dict:
@@ -49,7 +54,8 @@ def test_before_any_successful_run_the_panel_says_so(client, create_pipeline):
     section = panel(html)
     assert "No successful run yet" in section
     assert 'hx-trigger="runs-changed from:body"' in section  # no polling: nothing is coming
-    assert re.search(r'<button type="submit" class="button">Reconcile now</button>', section)
+    button = parse(section).one("form.reconcile-form button")
+    assert button.attrs["type"] == "submit" and button.text == "Reconcile now"
 
 
 def test_the_check_after_a_run_is_shown_with_a_link_to_that_run(client, create_pipeline, run_to_end):
@@ -61,7 +67,7 @@ def test_the_check_after_a_run_is_shown_with_a_link_to_that_run(client, create_p
     section = panel(html)
     assert "Target matches source: 2,000 rows" in section and banner(html) is None
     assert f'href="/pipelines/{pipeline["id"]}/runs/{run["id"]}"' in section
-    assert re.search(r'class="source-rows">2,000<', section) and re.search(r'class="missing">0<', section)
+    assert stat(section, "source-rows") == "2,000" and stat(section, "missing") == "0"
     assert "has-mismatch" not in section
 
 
@@ -80,7 +86,9 @@ def test_a_recorded_mismatch_is_a_red_banner_with_counts_and_samples(client, cre
     for key in missing:
         assert f"<code>{key['film_id']}</code>" in section
     assert "<code>&lt;b&gt;odd&lt;/b&gt;</code>" in section  # sample values are escaped
-    assert re.search(r'<div class="bad"><dt>Missing in target</dt><dd class="missing">12<', section)
+    missing_count = parse(section).one("dl.check-stats dd.missing")
+    assert missing_count.text == "12" and missing_count.parent.classes == ["bad"]
+    assert missing_count.parent.one("dt").text == "Missing in target"
 
     # Composite keys read as name=value pairs; repeated source keys are explained.
     insert_success(sql, pipeline["id"], {"reconciliation": {
@@ -126,11 +134,11 @@ def test_reconcile_now_shows_the_mismatch_inline(client, create_pipeline, run_to
     assert banner(fragment) == (f"Target does not match source: {api['missing_in_target']} keys missing, "
                                 f"{api['extra_in_target']} extra") == "Target does not match source: 4 keys missing, 1 extra"
     assert "Checked now, on request." in fragment
-    assert re.findall(r'<ul class="keys">(.*?)</ul>', fragment)[0].count("<li>") == 4
+    assert len(parse(fragment).select("ul.keys")[0].select("li")) == 4
     for film_id in deleted:
         assert f"<code>{film_id}</code>" in fragment
     assert "<code>00000000-0000-0000-0000-0000000000aa</code>" in fragment
-    assert re.search(r'class="target-rows">1,997<', fragment)
+    assert stat(fragment, "target-rows") == "1,997"
 
     # Without JavaScript the form posts and the whole page comes back with the answer in place.
     page = client.post(f"/pipelines/{pipeline['id']}/reconcile", data={"csrf_token": token})
@@ -145,9 +153,10 @@ def test_reconcile_now_that_cannot_run_shows_the_services_message(client, create
     assert response.status_code == 400 and response.headers["X-Inline-Error"] == "true"
     api = client.post(f"/api/v1/pipelines/{pipeline['id']}/reconcile")
     assert api.status_code == 400
-    message = re.search(r'<p class="notice error" role="alert" id="reconcile-error">([^<]*)</p>', text(response))
-    assert html_lib.unescape(message.group(1)) == api.get_json()["detail"]
-    assert "division by zero" in message.group(1)
+    message = parse(response).one("p.notice.error#reconcile-error")
+    assert message.attrs["role"] == "alert"
+    assert message.text == api.get_json()["detail"]
+    assert "division by zero" in message.text
     page = client.post(f"/pipelines/{pipeline['id']}/reconcile", data={"csrf_token": token})
     assert page.status_code == 400 and 'id="reconcile-error"' in text(page) and "<h1>bad_source</h1>" in text(page)
 
@@ -184,7 +193,7 @@ def test_the_latest_check_is_one_statement_through_the_history_index(app, client
         fragment = text(client.get(f"/pipelines/{pipeline['id']}/reconciliation", headers=HX))
     assert len(statements) == 1, statements
     assert "Target matches source: 2,001 rows" in fragment  # run 2,001: the newest success
-    raw = app.extensions["etl"].database.engine.raw_connection()
+    raw = etl_of(app).database.engine.raw_connection()
     try:
         cursor = raw.cursor()
         cursor.execute("EXPLAIN (FORMAT JSON) " + statements[0][0], statements[0][1])

@@ -2,7 +2,6 @@
 snapshot, batches, phase timings and reconciliation."""
 from __future__ import annotations
 
-import html as html_lib
 import re
 import uuid
 
@@ -10,16 +9,20 @@ import pytest
 
 from tests.conftest import wait_for
 from tests.console.conftest import HX, counting_queries, text
+from tests.console.markup import parse
 
 
 
 
 def fields(html: str) -> dict[str, str]:
-    """<dt>/<dd> pairs, tags stripped."""
-    return {
-        html_lib.unescape(dt): html_lib.unescape(re.sub(r"<[^>]+>", "", dd)).strip()
-        for dt, dd in re.findall(r"<dt>([^<]+)</dt><dd[^>]*>(.*?)</dd>", html, re.S)
-    }
+    """Each <dt>'s text and the text of the <dd> after it (the later of two same terms wins)."""
+    shown = {}
+    for term in parse(html).select("dt"):
+        siblings = term.parent.elements
+        following = siblings[siblings.index(term) + 1:]
+        if following and following[0].tag == "dd":
+            shown[term.text] = following[0].text.strip()
+    return shown
 
 
 def test_history_rows_link_to_their_run(client, create_pipeline, run_to_end):
@@ -27,8 +30,8 @@ def test_history_rows_link_to_their_run(client, create_pipeline, run_to_end):
     runs = [run_to_end(pipeline["id"])["id"] for _ in range(2)]
     html = text(client.get(f"/pipelines/{pipeline['id']}"))
     history = html[html.index('<section id="history"'):]
-    links = re.findall(r'<a class="run-link" href="/pipelines/[0-9a-f-]+/runs/([0-9a-f-]+)"', history)
-    assert links == runs[::-1]
+    links = [link.attrs["href"] for link in parse(history).select("a.run-link")]
+    assert links == [f"/pipelines/{pipeline['id']}/runs/{run_id}" for run_id in runs[::-1]]
 
 
 def test_a_successful_run_shows_its_whole_record(client, create_pipeline, run_to_end, app):
@@ -57,7 +60,7 @@ def test_a_successful_run_shows_its_whole_record(client, create_pipeline, run_to
     assert "-- &lt;nightly&gt;</code></pre>" in snapshot
     for phase in ("prepare_s", "copy_s", "index_s"):
         assert f'data-phase="{phase}"' in html
-    assert re.search(r'class="phase-bar" style="width: [\d.]+%"', html)
+    assert any(re.fullmatch(r"width: [\d.]+%", bar.attrs.get("style", "")) for bar in parse(html).select(".phase-bar"))
     assert "Load, in total" in html and "Queue, claim and commit" in html
     assert "Target matches source: 2,000 rows" in html
     assert "hx-trigger" not in html[html.index('<div id="run-detail"'):]  # finished and checked: no polling
@@ -68,8 +71,9 @@ def test_a_failed_run_shows_its_error_and_no_check(client, create_pipeline, run_
     run = run_to_end(pipeline["id"])
     html = text(client.get(f"/pipelines/{pipeline['id']}/runs/{run['id']}"))
     assert 'data-status="FAILED">Failed<' in html
-    message = re.search(r'<pre class="message head-message"><span class="sr-only">Error: </span>(.*?)</pre>', html, re.S)
-    assert html_lib.unescape(message.group(1)) == run["error_message"]
+    message = parse(html).one("pre.message.head-message")
+    assert message.one("span.sr-only").text == "Error: "  # said to screen readers before the message
+    assert message.text == "Error: " + run["error_message"]
     assert "Only successful runs are checked" in html
 
 

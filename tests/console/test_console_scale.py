@@ -3,11 +3,12 @@ small, fixed number of SQL statements, and both page through an index at any dep
 from __future__ import annotations
 
 import json
-import re
 
 import pytest
 
+from etl_console.extensions import etl_of
 from tests.console.conftest import counting_queries, seed_runs
+from tests.console.markup import parse
 
 LIST_QUERIES = 2  # one page of pipelines LEFT JOIN LATERAL (newest run); the counts per status (GROUP BY)
 # the pipeline, its latest reconciliation, one history page, the chart's 30 runs (shared with page 1),
@@ -84,9 +85,9 @@ def test_a_deep_list_page_reads_the_name_index_from_its_cursor(app, client, sql)
     with counting_queries(app, with_parameters=True) as deep:
         html = client.get("/?after=deep_03000").get_data(as_text=True)
     assert len(deep) == LIST_QUERIES, deep
-    assert re.findall(r'<td class="name"><a href="[^"]+">([^<]+)<', html) == [f"deep_{i:05d}" for i in range(3001, 3051)]
+    assert [name.text for name in parse(html).select("td.name > a[href]")] == [f"deep_{i:05d}" for i in range(3001, 3051)]
     page_statement = next(s for s in deep if "LATERAL" in s[0])
-    raw = app.extensions["etl"].database.engine.raw_connection()
+    raw = etl_of(app).database.engine.raw_connection()
     try:
         cursor = raw.cursor()
         cursor.execute("EXPLAIN (FORMAT JSON) " + page_statement[0], page_statement[1])
@@ -109,7 +110,7 @@ def test_pipeline_page_with_100k_runs_is_a_few_queries_on_any_page(app, client, 
 
     # Walk 40 pages deep by cursor: every page costs the same.
     for _ in range(40):
-        older = re.search(r'href="([^"]+)" rel="next"', html).group(1).replace("&amp;", "&")
+        older = parse(html).first('[href][rel="next"]').attrs["href"]
         html = client.get(older).get_data(as_text=True)
     with counting_queries(app, with_parameters=True) as deep:
         response = client.get(older)
@@ -126,7 +127,7 @@ def test_pipeline_page_with_100k_runs_is_a_few_queries_on_any_page(app, client, 
 
 def assert_index_range_scan(app, statement) -> None:
     """The keyset page reads ix_etl_pipeline_runs_history from the cursor on: no sort, no seq scan."""
-    raw = app.extensions["etl"].database.engine.raw_connection()
+    raw = etl_of(app).database.engine.raw_connection()
     try:
         cursor = raw.cursor()
         cursor.execute("EXPLAIN (FORMAT JSON) " + statement[0], statement[1])

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from tests.console.conftest import HX, counting_queries, text
+from tests.console.markup import parse
 
 
 
@@ -23,7 +24,7 @@ def schedule_section(html: str) -> str:
 
 
 def next_run(html: str) -> datetime:
-    stamp = re.search(r'<dd class="next-run"><time datetime="([^"]+)">', html).group(1)
+    stamp = parse(html).one("dd.next-run > time").attrs["datetime"]
     return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
 
 
@@ -45,7 +46,9 @@ def test_set_with_htmx_shows_the_cron_and_next_run_as_the_api_does(client, creat
     assert "Schedule saved." in fragment and '<code class="cron">*/5 * * * *</code>' in fragment
     shown = next_run(fragment)
     assert shown.minute % 5 == 0 and shown.second == 0 and before < shown <= before + timedelta(minutes=5)
-    assert re.search(r"UTC</time> <span class=\"muted\">\((in \d+ (s|min)|now)\)</span>", fragment)
+    shown_at = parse(fragment).one("dd.next-run")
+    assert shown_at.one("time").text.endswith("UTC")
+    assert re.fullmatch(r"\((in \d+ (s|min)|now)\)", shown_at.one("span.muted").text)  # how long until then
     api = client.get(f"/api/v1/pipelines/{pipeline['id']}/schedule").get_json()
     assert api["schedule"] == "*/5 * * * *"
     assert datetime.fromisoformat(api["next_run_at"].replace("Z", "+00:00")) == shown
@@ -62,8 +65,7 @@ def test_an_invalid_schedule_shows_the_apis_message_inline(client, create_pipeli
                                data={"csrf_token": token, "schedule": typed}, headers=HX)
         assert response.status_code == 400 and response.headers["X-Inline-Error"] == "true"
         fragment = text(response)
-        message = re.search(r'<p class="field-error" id="schedule-error">([^<]*)</p>', fragment).group(1)
-        assert html_lib.unescape(message) == api.get_json()["detail"]
+        assert parse(fragment).one("p.field-error#schedule-error").text == api.get_json()["detail"]
         assert f'value="{html_lib.escape(typed)}"' in fragment  # kept for correction
         assert 'aria-invalid="true"' in fragment and 'aria-describedby="schedule-help schedule-error"' in fragment
     assert client.get(f"/api/v1/pipelines/{pipeline['id']}/schedule").get_json()["schedule"] is None

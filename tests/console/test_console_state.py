@@ -2,10 +2,10 @@
 (hx-confirm with htmx, a confirmation page without), refused while RUNNING with the service's words."""
 from __future__ import annotations
 
-import html as html_lib
-import re
+import json
 
 from tests.console.conftest import HX, counting_queries, text
+from tests.console.markup import parse
 
 INCREMENTAL_QUERY = "SELECT id AS film_id, title, rating, modified FROM content.film_work"
 RUNNING_MESSAGE = "Cannot change the state of a pipeline while it is RUNNING"
@@ -18,21 +18,29 @@ def state_section(html: str) -> str:
 
 
 def watermark(html: str) -> str | None:
-    found = re.search(r'<dd class="watermark">(?:<code>([^<]*)</code>|<span class="muted">none)', html)
-    assert found, html
-    return html_lib.unescape(found.group(1)) if found.group(1) is not None else None
+    """The watermark shown, or None where the panel says there is none."""
+    shown = parse(html).one("dd.watermark")
+    if shown.first("code") is not None:
+        return shown.one("code").text
+    assert shown.one("span.muted").text.startswith("none"), shown.text
+    return None
 
 
 def change_rows(html: str) -> list[tuple[str, str, str]]:
     """(old, new, by) of each change shown, newest first."""
+    changes = parse(html).first("ol.changes")
     rows = []
-    for item in re.findall(r"<li>(.*?)</li>", html[html.find('<ol class="changes"'):], re.S):
-        change = re.search(r'<div class="change">(.*?)</div>', item, re.S).group(1)
-        values = re.findall(r'<code>([^<]*)</code>|<span class="muted">(none)</span>', change)
-        old, new = (html_lib.unescape(code) if code else None for code, _ in values)
-        by = re.search(r'<span class="change-by">(.*?)</span></div>', item, re.S).group(1)
-        rows.append((old, new, re.sub(r"<[^>]+>", "", by).strip()))
+    for item in changes.select("li") if changes is not None else []:
+        values = [value.text if value.tag == "code" else None
+                  for value in item.one("div.change").elements
+                  if value.tag == "code" or ("muted" in value.classes and value.text == "none")]
+        old, new = values
+        rows.append((old, new, item.one("span.change-by").words))
     return rows
+
+
+def reset_button(html: str):
+    return parse(html).one("form.reset-form button.button.danger")
 
 
 def make_incremental(create_pipeline, **fields):
@@ -53,7 +61,8 @@ def test_state_after_runs_shows_watermark_and_changes_linked_to_runs(client, cre
     section = state_section(html)
     assert "<code>modified</code>" in section and watermark(section) is None
     assert "never" in section and "Recent changes" not in section
-    assert re.search(r'class="button danger" disabled title="No watermark to reset"', section)
+    button = reset_button(section)
+    assert "disabled" in button.attrs and button.attrs["title"] == "No watermark to reset"
 
     run = run_to_end(pipeline["id"])
     expected = sql("SELECT max(modified)::text FROM content.film_work")[0][0]
@@ -69,9 +78,9 @@ def test_reset_with_htmx_asks_first_then_resets_and_records_the_console(client, 
     pipeline = make_incremental(create_pipeline, name="inc_reset")
     client.put(f"/api/v1/pipelines/{pipeline['id']}/state", json={"watermark": "2021-01-01 00:00:00+00"})
     section = state_section(text(client.get(f"/pipelines/{pipeline['id']}")))
-    form = re.search(r'<form class="reset-form"[^>]*>', section).group(0)
-    assert 'hx-confirm="Reset the watermark of inc_reset? The next run reads the whole source query again' in form
-    assert "hx-vals='{\"confirmed\": \"yes\"}'" in form  # sent by htmx only, after the confirmation
+    form = parse(section).one("form.reset-form").attrs
+    assert form["hx-confirm"].startswith("Reset the watermark of inc_reset? The next run reads the whole source query again")
+    assert json.loads(form["hx-vals"]) == {"confirmed": "yes"}  # sent by htmx only, after the confirmation
 
     response = client.post(f"/pipelines/{pipeline['id']}/state/reset",
                            data={"csrf_token": token, "confirmed": "yes"}, headers=HX)
@@ -107,15 +116,17 @@ def test_reset_is_refused_while_running_with_the_services_message(client, create
     client.put(f"/api/v1/pipelines/{pipeline['id']}/state", json={"watermark": "7"})
     sql("UPDATE etl_pipelines SET status = 'RUNNING' WHERE id = %s", (pipeline["id"],))
     section = state_section(text(client.get(f"/pipelines/{pipeline['id']}")))
-    assert re.search(rf'class="button danger" disabled title="{RUNNING_MESSAGE}"', section)
+    button = reset_button(section)
+    assert "disabled" in button.attrs and button.attrs["title"] == RUNNING_MESSAGE
 
     url = f"/pipelines/{pipeline['id']}/state/reset"
     response = client.post(url, data={"csrf_token": token, "confirmed": "yes"}, headers=HX)
     assert response.status_code == 409 and response.headers["X-Inline-Error"] == "true"
     api = client.delete(f"/api/v1/pipelines/{pipeline['id']}/state")
     assert api.status_code == 409
-    shown = re.search(r'<p class="notice error" role="alert" id="state-error">([^<]*)</p>', text(response)).group(1)
-    assert shown == api.get_json()["detail"] == RUNNING_MESSAGE
+    shown = parse(response).one("p.notice.error#state-error")
+    assert shown.attrs["role"] == "alert"
+    assert shown.text == api.get_json()["detail"] == RUNNING_MESSAGE
     assert watermark(text(response)) == "7"
 
     page = client.post(url, data={"csrf_token": token, "confirmed": "yes"})
