@@ -24,7 +24,6 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-ARTIFACTS = os.path.join(os.path.dirname(__file__), "..", "..", "test-artifacts")
 
 
 def csrf_token(client, path: str = "/") -> str:
@@ -111,13 +110,6 @@ def page(browser, live_server):
     yield tab
     context.close()
     assert not errors, f"JavaScript errors on the page: {errors}"
-
-
-@pytest.fixture(scope="session")
-def artifacts() -> str:
-    path = os.path.abspath(ARTIFACTS)
-    os.makedirs(path, exist_ok=True)
-    return path
 
 
 HX = {"HX-Request": "true"}  # what htmx sends, so views answer with a fragment

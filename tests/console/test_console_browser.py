@@ -1,13 +1,10 @@
 """The console in a real browser: headless chromium (Debian's) driven by Playwright, against the app
-served over HTTP on loopback with its runner thread. Screenshots go to test-artifacts/."""
+served over HTTP on loopback with its runner thread. (Screenshots for the eye: bench/console_screenshots.py.)"""
 from __future__ import annotations
 
-import os
 import re
 
 import pytest
-
-from tests.console.conftest import seed_runs
 
 expect = pytest.importorskip("playwright.sync_api").expect
 
@@ -25,7 +22,7 @@ def number(text: str) -> int:
     return int(re.sub(r"[^\d]", "", text) or 0)
 
 
-def test_create_through_the_form_then_run_and_watch_it(page, artifacts):
+def test_create_through_the_form_then_run_and_watch_it(page):
     page.goto("/")
     expect(page.get_by_text("No pipelines yet")).to_be_visible()
     page.get_by_role("link", name="New pipeline").first.click()
@@ -42,7 +39,6 @@ def test_create_through_the_form_then_run_and_watch_it(page, artifacts):
     expect(error).to_have_text("target_table 'analytics.films_secret' is not allowed")
     expect(page.get_by_label("Target table")).to_have_attribute("aria-invalid", "true")
     expect(page.get_by_label("Name")).to_have_value("films_from_browser")
-    page.screenshot(path=os.path.join(artifacts, "console-form-error.png"), full_page=True)
 
     page.get_by_label("Target table").fill("analytics.film_dim")
     page.get_by_role("button", name="Create pipeline").click()
@@ -68,7 +64,6 @@ def test_create_through_the_form_then_run_and_watch_it(page, artifacts):
     expect(head.locator(".elapsed")).to_have_text(re.compile(r"\d\ss$"))
     row_rows = page.locator("#history tbody tr").first.locator("td").nth(3)
     expect(row_rows).not_to_have_text(re.compile(r"^0"))
-    page.screenshot(path=os.path.join(artifacts, "console-pipeline-running.png"), full_page=True)
 
     # It ends: the badge goes back to Idle, the history row says Succeeded, the chart appears.
     expect(head.locator(".badge").first).to_have_text("Idle", timeout=20_000)
@@ -84,7 +79,7 @@ def test_create_through_the_form_then_run_and_watch_it(page, artifacts):
     assert polls == []
 
 
-def test_run_and_pause_from_the_list(page, create_pipeline, artifacts, client):
+def test_run_and_pause_from_the_list(page, create_pipeline, client):
     create_pipeline(name="quiet_neighbour", source_query="SELECT id AS film_id, title, rating FROM content.film_work")
     create_pipeline(name="slow_one", source_query=slow_query(400_000, 1000, 0.02), batch_size=1000)
     page.goto("/")
@@ -95,7 +90,6 @@ def test_run_and_pause_from_the_list(page, create_pipeline, artifacts, client):
     # The list's poller refreshes the running row with rows so far, rate and elapsed time.
     progress = slow_row.locator(".progress")
     expect(progress).to_have_text(re.compile(r"^[1-9][\d,]* rows · .+\srows/s · .+ elapsed$"))
-    page.screenshot(path=os.path.join(artifacts, "console-list-running.png"), full_page=True)
 
     page.get_by_role("button", name="Pause slow_one").click()
     expect(slow_row.locator("td.status")).to_have_text("Paused")
@@ -110,7 +104,7 @@ def test_run_and_pause_from_the_list(page, create_pipeline, artifacts, client):
     expect(page.locator("tr", has=page.get_by_role("link", name="quiet_neighbour")).locator("td.status")).to_have_text("Idle")
 
 
-def test_failed_run_shows_its_error_in_full(page, create_pipeline, artifacts):
+def test_failed_run_shows_its_error_in_full(page, create_pipeline):
     pipeline = create_pipeline(
         name="bad_types", source_query="SELECT 'not a uuid' AS film_id, title, rating FROM content.film_work"
     )
@@ -125,7 +119,6 @@ def test_failed_run_shows_its_error_in_full(page, create_pipeline, artifacts):
     row.locator("summary").click()
     expect(message).to_be_visible()
     expect(message).to_contain_text('invalid input syntax for type uuid: "not a uuid"')
-    page.screenshot(path=os.path.join(artifacts, "console-failed-run.png"), full_page=True)
 
 
 def test_filters_update_the_table_in_place(page, create_pipeline):
@@ -145,32 +138,6 @@ def test_filters_update_the_table_in_place(page, create_pipeline):
     page.get_by_label("Status").select_option("PAUSED")
     expect(rows).to_have_count(1)
     expect(rows.first.locator("td.name")).to_have_text("orders_paused")
-
-
-def test_screenshots_of_a_busy_console(page, create_pipeline, client, sql, artifacts, run_to_end):
-    """A populated list and a pipeline page with a month of history, for the eye."""
-    names = ["film_dim_full", "ratings_full", "orders_nightly", "users_hourly", "inventory_sync", "clicks_daily"]
-    made = {name: create_pipeline(name=name, description=f"Loads {name.replace('_', ' ')}") for name in names}
-    for offset, name in enumerate(names):
-        seed_runs(sql, made[name]["id"], 40 + offset)
-    sql("UPDATE etl_pipeline_runs SET rows_written = rows_written * (1 + (extract(epoch FROM started_at)::bigint % 5))")
-    client.post(f"/api/v1/pipelines/{made['orders_nightly']['id']}/pause")
-    broken = create_pipeline(name="legacy_import", source_query="SELECT 1 AS film_id")
-    run_to_end(broken["id"])
-    run_to_end(made["film_dim_full"]["id"])
-    page.goto("/")
-    expect(page.locator("#pipeline-table tbody tr")).to_have_count(7)
-    page.screenshot(path=os.path.join(artifacts, "console-list.png"), full_page=True)
-    page.goto(f"/pipelines/{made['film_dim_full']['id']}")
-    expect(page.locator("#run-chart rect")).to_have_count(60)
-    page.screenshot(path=os.path.join(artifacts, "console-pipeline.png"), full_page=True)
-    page.emulate_media(color_scheme="dark")
-    page.screenshot(path=os.path.join(artifacts, "console-pipeline-dark.png"), full_page=False)
-    page.emulate_media(color_scheme="light")
-    page.set_viewport_size({"width": 390, "height": 844})
-    page.screenshot(path=os.path.join(artifacts, "console-pipeline-mobile.png"), full_page=False)
-    page.goto("/")
-    page.screenshot(path=os.path.join(artifacts, "console-list-mobile.png"), full_page=False)
 
 
 def test_everything_reads_without_javascript(browser, live_server, create_pipeline, run_to_end):

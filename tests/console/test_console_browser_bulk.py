@@ -3,7 +3,6 @@ its runner): tick rows, keep the ticks while the list's poller refreshes a runni
 selected, read what happened."""
 from __future__ import annotations
 
-import os
 import re
 
 import pytest
@@ -13,7 +12,7 @@ from tests.console.test_console_browser import slow_query
 expect = pytest.importorskip("playwright.sync_api").expect
 
 
-def test_select_rows_and_pause_them_together(page, create_pipeline, client, artifacts):
+def test_select_rows_and_pause_them_together(page, create_pipeline, client):
     for name in ("alpha", "bravo", "charlie"):
         create_pipeline(name=name)
     create_pipeline(name="slow_selected", source_query=slow_query(400_000, 1000, 0.02), batch_size=1000)
@@ -30,7 +29,6 @@ def test_select_rows_and_pause_them_together(page, create_pipeline, client, arti
     expect(progress).to_have_text(re.compile(r"^[1-9]"))
     expect(progress).not_to_have_text(progress.inner_text(), timeout=10_000)
     expect(page.get_by_label("Select slow_selected")).to_be_checked()
-    page.screenshot(path=os.path.join(artifacts, "console-list-bulk-selected.png"), full_page=True)
 
     page.get_by_role("button", name="Pause selected").click()
     expect(page.locator(".flash")).to_have_text("Pause selected: 2 paused.")
@@ -49,12 +47,11 @@ def test_select_rows_and_pause_them_together(page, create_pipeline, client, arti
     page.get_by_label("Select slow_selected").uncheck()
     page.get_by_role("button", name="Run selected").click()
     expect(page.locator(".flash")).to_have_text("Run selected: 3 started.")
-    page.screenshot(path=os.path.join(artifacts, "console-list-bulk-done.png"), full_page=True)
     runs = client.get("/api/v1/pipelines/?q=slow_selected").get_json()[0]
     assert runs["status"] == "PAUSED"  # left out of the run
 
 
-def test_pages_of_the_list_in_the_browser(page, create_pipeline, artifacts):
+def test_pages_of_the_list_in_the_browser(page, create_pipeline):
     for number in range(7):
         create_pipeline(name=f"paged_{number}")
     page.goto("/?limit=3")
@@ -68,7 +65,6 @@ def test_pages_of_the_list_in_the_browser(page, create_pipeline, artifacts):
     page.get_by_role("link", name="← Previous").click()
     expect(rows.first.locator("td.name")).to_have_text("paged_3")
     expect(page.get_by_role("link", name="First page")).to_be_visible()
-    page.screenshot(path=os.path.join(artifacts, "console-list-paged.png"), full_page=True)
     # A filter typed on a later page starts the list again from its first page.
     page.get_by_label("Name").fill("paged_6")
     expect(rows).to_have_count(1)

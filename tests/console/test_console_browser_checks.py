@@ -1,9 +1,8 @@
 """Issue 6 in a real browser: resetting an incremental watermark (with its confirmation, with and
 without JavaScript, and refused while RUNNING) and a reconciliation mismatch after rows disappear from
-the target. Screenshots go to test-artifacts/."""
+the target."""
 from __future__ import annotations
 
-import os
 import re
 
 import pytest
@@ -15,7 +14,7 @@ RUNNING_MESSAGE = "Cannot change the state of a pipeline while it is RUNNING"
 
 
 def test_reset_the_watermark_after_confirming(page, browser, live_server, create_pipeline, run_to_end, client,
-                                              sql, artifacts):
+                                              sql):
     pipeline = create_pipeline(name="films_incremental", mode="incremental", incremental_key="modified",
                                source_query=INCREMENTAL_QUERY)
     run_to_end(pipeline["id"])
@@ -54,7 +53,6 @@ def test_reset_the_watermark_after_confirming(page, browser, live_server, create
     expect(first.locator(".change")).to_have_text(f"{watermark} → none")
     expect(state.get_by_role("button", name="Reset watermark")).to_be_disabled()  # nothing left to reset
     assert len(posts) == 1 and posts[0].endswith("/state/reset")
-    page.screenshot(path=os.path.join(artifacts, "console-state-reset.png"), full_page=True)
 
     # Refused while RUNNING: the service's message in the panel (not a toast), the watermark kept.
     client.put(f"/api/v1/pipelines/{pipeline['id']}/state", json={"watermark": "2020-01-01 00:00:00+00"})
@@ -66,7 +64,6 @@ def test_reset_the_watermark_after_confirming(page, browser, live_server, create
     expect(state.locator("dd.watermark")).to_have_text("2020-01-01 00:00:00+00")
     expect(state.get_by_role("button", name="Reset watermark")).to_be_disabled()
     expect(page.locator("#toast")).to_be_hidden()
-    page.screenshot(path=os.path.join(artifacts, "console-state-refused.png"), full_page=False)
     sql("UPDATE etl_pipelines SET status = 'IDLE' WHERE id = %s", (pipeline["id"],))
 
     # Without JavaScript the button leads to a confirmation page first.
@@ -76,7 +73,6 @@ def test_reset_the_watermark_after_confirming(page, browser, live_server, create
         plain.goto(f"/pipelines/{pipeline['id']}")
         plain.get_by_role("button", name="Reset watermark").click()
         expect(plain.get_by_role("heading", level=1)).to_have_text("Reset the watermark of films_incremental?")
-        plain.screenshot(path=os.path.join(artifacts, "console-state-confirm.png"), full_page=False)
         plain.get_by_role("link", name="Cancel").click()
         expect(plain.locator("#state dd.watermark")).to_have_text("2020-01-01 00:00:00+00")
         plain.get_by_role("button", name="Reset watermark").click()
@@ -87,7 +83,7 @@ def test_reset_the_watermark_after_confirming(page, browser, live_server, create
         context.close()
 
 
-def test_reconcile_now_shows_rows_missing_from_the_target(page, create_pipeline, sql, artifacts):
+def test_reconcile_now_shows_rows_missing_from_the_target(page, create_pipeline, sql):
     pipeline = create_pipeline(name="film_dim_checked", description="Film dimension, checked after each run")
     page.goto(f"/pipelines/{pipeline['id']}")
     panel = page.locator("#reconciliation")
@@ -112,12 +108,6 @@ def test_reconcile_now_shows_rows_missing_from_the_target(page, create_pipeline,
     expect(panel.locator(".target-rows")).to_have_text("1,994")
     expect(panel.locator(".missing")).to_have_text("7")
     expect(panel.get_by_text("Checked now, on request.")).to_be_visible()
-    page.screenshot(path=os.path.join(artifacts, "console-reconcile-mismatch.png"), full_page=True)
-    page.emulate_media(color_scheme="dark")
-    page.set_viewport_size({"width": 390, "height": 844})
-    panel.screenshot(path=os.path.join(artifacts, "console-reconcile-mismatch-mobile-dark.png"))
-    page.emulate_media(color_scheme="light")
-    page.set_viewport_size({"width": 1280, "height": 900})
 
     # The run itself was checked when the target still matched: its detail page says so.
     page.locator("#history a.run-link").first.click()
@@ -127,4 +117,3 @@ def test_reconcile_now_shows_rows_missing_from_the_target(page, create_pipeline,
     # prepare, copy into the shadow, indexes, quality gates, publish wait
     expect(page.locator("table.phases tbody tr")).to_have_count(5)
     expect(page.locator("dd.batches")).to_have_text("2 batches of 1,000 rows")
-    page.screenshot(path=os.path.join(artifacts, "console-run-detail.png"), full_page=True)
