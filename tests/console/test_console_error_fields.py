@@ -3,12 +3,11 @@ raised), and the console's forms show its message next to that field. They used 
 from the words of the message; these are errors that guess used to place."""
 from __future__ import annotations
 
-import re
-
 import pytest
 
 from etl_console.console import forms
 from etl_console.services import errors
+from tests.console.markup import parse
 from tests.console.test_console_forms import field_errors, form_body
 
 INCREMENTAL_QUERY = "SELECT id AS film_id, title, rating, modified FROM content.film_work"
@@ -58,8 +57,8 @@ def test_a_taken_channel_name_lands_on_the_name_field(client, token):
     assert client.post("/alerts/channels", data=channel).status_code == 303
     response = client.post("/alerts/channels", data=channel)
     assert response.status_code == 400
-    name_field = re.search(r'<div class="field"><label for="ch-name">.*?</div>', response.get_data(as_text=True), re.S)
-    assert "Alert channel with this name already exists" in name_field.group(0)
+    name_field = parse(response).one('label[for="ch-name"]').closest("div.field")
+    assert "Alert channel with this name already exists" in name_field.text
 
 
 @pytest.mark.parametrize(

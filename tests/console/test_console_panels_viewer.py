@@ -4,7 +4,6 @@ from __future__ import annotations
 import pytest
 
 from tests.console.markup import csrf_token_of
-
 from tests.console.test_console_auth import app_overrides, login  # noqa: F401 - the same users and token
 
 TOKEN = {"Authorization": "Bearer " + "x" * 20}
