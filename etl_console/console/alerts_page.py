@@ -130,7 +130,7 @@ def _panel_function() -> dict:
 
 @bp.get("/pipelines/<pipeline_id>/alerts")
 def alerts_panel(pipeline_id: str):
-    return flask.render_template("console/_alerts_panel.html", ap=_panel(views._pipeline_uuid(pipeline_id)))
+    return flask.render_template("console/_alerts_panel.html", alerts_panel=_panel(views._pipeline_uuid(pipeline_id)))
 
 
 @bp.post("/pipelines/<pipeline_id>/alerts")
@@ -162,7 +162,7 @@ def save_alerts(pipeline_id: str):
             db_session().rollback()
             status, panel = 400, _panel(pid, error=str(error))
     if views._htmx():
-        return views._inline(flask.render_template("console/_alerts_panel.html", ap=panel), status)
+        return views._inline(flask.render_template("console/_alerts_panel.html", alerts_panel=panel), status)
     if panel.error:
         flask.g.alerts_panel = panel
         return views._pipeline_page(pid, status=status)

@@ -53,7 +53,7 @@ def _panel_function() -> dict:
 @bp.get("/pipelines/<pipeline_id>/checks")
 def checks_panel(pipeline_id: str):
     pid = views._pipeline_uuid(pipeline_id)
-    return flask.render_template("console/_checks.html", ck=ChecksPanel(pid, check_service.get_checks(db_session(), pid)))
+    return flask.render_template("console/_checks.html", checks_panel=ChecksPanel(pid, check_service.get_checks(db_session(), pid)))
 
 
 @bp.post("/pipelines/<pipeline_id>/checks")
@@ -73,7 +73,7 @@ def save_checks(pipeline_id: str):
         panel.checks = {**panel.checks, "allow_empty": form.get("allow_empty") == "on",
                         "assertions": _assertions(form)}
     if views._htmx():
-        return views._inline(flask.render_template("console/_checks.html", ck=panel), status)
+        return views._inline(flask.render_template("console/_checks.html", checks_panel=panel), status)
     if panel.error:
         flask.g.checks_panel = panel
         return views._pipeline_page(pid, status=status)

@@ -122,7 +122,7 @@ def _message(error: Exception) -> str:
 
 def _answer(pid: uuid.UUID, panel: FlowPanel, status: int = 200):
     if views._htmx():
-        return views._inline(flask.render_template("console/_flow.html", fp=panel), status)
+        return views._inline(flask.render_template("console/_flow.html", flow_panel=panel), status)
     if panel.error:
         flask.g.flow_panel = panel
         return views._pipeline_page(pid, status=status)

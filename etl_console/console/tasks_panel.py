@@ -60,7 +60,7 @@ def _panel_function() -> dict:
 @bp.get("/pipelines/<pipeline_id>/tasks")
 def tasks_panel(pipeline_id: str):
     pid = views._pipeline_uuid(pipeline_id)
-    return flask.render_template("console/_tasks.html", tp=_panel(db_session(), pid))
+    return flask.render_template("console/_tasks.html", tasks_panel=_panel(db_session(), pid))
 
 
 @bp.post("/pipelines/<pipeline_id>/tasks")
@@ -81,7 +81,7 @@ def save_tasks(pipeline_id: str):
         typed = {key: form.get("config", "")} if action in ("add", "save") else {}
         panel = _panel(session, pid, error=str(error), typed=typed)
     if views._htmx():
-        return views._inline(flask.render_template("console/_tasks.html", tp=panel), status)
+        return views._inline(flask.render_template("console/_tasks.html", tasks_panel=panel), status)
     if panel.error:
         flask.g.tasks_panel = panel
         return views._pipeline_page(pid, status=status)

@@ -164,15 +164,14 @@ def _pipeline_page(pid: uuid.UUID, *, before=None, after=None, status: int = 200
     latest = recent[0] if recent else None
     body = flask.render_template(
         "console/pipeline.html",
-        p=pipeline,
         pipeline=pipeline,
         run=latest,
         page=page,
         chart=run_chart(recent),
         live_rows=page.first,
-        rc=reconciliation,
-        st=shown["state"] if "state" in shown else panels.state_panel(session, pipeline),
-        sc=shown.get("schedule") or panels.schedule_panel(pipeline),
+        reconcile_panel=reconciliation,
+        state_panel=shown["state"] if "state" in shown else panels.state_panel(session, pipeline),
+        schedule_panel=shown.get("schedule") or panels.schedule_panel(pipeline),
     )
     return body, status
 
@@ -193,7 +192,7 @@ def pipeline_live(pipeline_id: str):
 
 def _live_head(summary: overview.PipelineSummary, live_rows: bool) -> str:
     return flask.render_template(
-        "console/_pipeline_live.html", p=summary, run=summary.last_run, live_rows=live_rows
+        "console/_pipeline_live.html", pipeline=summary, run=summary.last_run, live_rows=live_rows
     )
 
 
@@ -206,18 +205,18 @@ def history(pipeline_id: str):
     pid = _pipeline_uuid(pipeline_id)
     before, after = _cursors()
     session = db_session()
-    pipeline_service.get_pipeline(session, pid)
+    pipeline = pipeline_service.get_pipeline(session, pid)
     page = overview.run_history(session, pid, before=before, after=after)
-    return flask.render_template("console/_history.html", p={"id": pid}, page=page)
+    return flask.render_template("console/_history.html", pipeline=pipeline, page=page)
 
 
 @bp.get("/pipelines/<pipeline_id>/chart")
 def chart(pipeline_id: str):
     pid = _pipeline_uuid(pipeline_id)
     session = db_session()
-    pipeline_service.get_pipeline(session, pid)
+    pipeline = pipeline_service.get_pipeline(session, pid)
     recent = overview.recent_runs(session, pid)
-    return flask.render_template("console/_chart.html", p={"id": pid}, chart=run_chart(recent))
+    return flask.render_template("console/_chart.html", pipeline=pipeline, chart=run_chart(recent))
 
 
 # actions ----------------------------------------------------------------------------------------
@@ -249,7 +248,7 @@ def _after_action(pid: uuid.UUID):
         response.headers["HX-Trigger"] = "runs-changed"
         return response
     return flask.render_template(
-        "console/_pipeline_row.html", p=summary, list_url=_safe_next(flask.url_for(".pipelines"))
+        "console/_pipeline_row.html", pipeline=summary, list_url=_safe_next(flask.url_for(".pipelines"))
     )
 
 
@@ -257,7 +256,7 @@ def _after_action(pid: uuid.UUID):
 @bp.get("/pipelines/<pipeline_id>/reconciliation")
 def reconciliation(pipeline_id: str):
     panel = panels.reconciliation_panel(db_session(), _pipeline_uuid(pipeline_id), _settings())
-    return flask.render_template("console/_reconciliation.html", rc=panel)
+    return flask.render_template("console/_reconciliation.html", reconcile_panel=panel)
 
 
 @bp.post("/pipelines/<pipeline_id>/reconcile")
@@ -268,7 +267,7 @@ def reconcile_now(pipeline_id: str):
     panel = panels.reconcile_now(db_session(), pid, _settings())
     status = 400 if panel.error else 200
     if _htmx():
-        return _inline(flask.render_template("console/_reconciliation.html", rc=panel), status)
+        return _inline(flask.render_template("console/_reconciliation.html", reconcile_panel=panel), status)
     return _pipeline_page(pid, status=status, reconciliation=panel)
 
 
@@ -277,7 +276,7 @@ def state_panel(pipeline_id: str):
     session = db_session()
     pipeline = pipeline_service.get_pipeline(session, _pipeline_uuid(pipeline_id))
     # A pipeline switched to full mode has no panel: the empty answer removes it from the page.
-    return flask.render_template("console/_state.html", st=panels.state_panel(session, pipeline))
+    return flask.render_template("console/_state.html", state_panel=panels.state_panel(session, pipeline))
 
 
 @bp.route("/pipelines/<pipeline_id>/state/reset", methods=["GET", "POST"])
@@ -296,7 +295,7 @@ def reset_state(pipeline_id: str):
             busy_message=current.busy_message if current.busy else None,
         )
     panel = panels.reset_state(session, pipeline)
-    return _panel_answer(pid, "state", panel, refused_status=409, template_name="st")
+    return _panel_answer(pid, "state", panel, refused_status=409, template_name="state_panel")
 
 
 @bp.post("/pipelines/<pipeline_id>/schedule")
@@ -305,7 +304,7 @@ def set_schedule(pipeline_id: str):
     form = flask.request.form
     typed = "" if form.get("action") == "clear" else form.get("schedule", "")
     panel = panels.set_schedule(db_session(), pid, typed)
-    return _panel_answer(pid, "schedule", panel, refused_status=400, template_name="sc")
+    return _panel_answer(pid, "schedule", panel, refused_status=400, template_name="schedule_panel")
 
 
 def _panel_answer(pid: uuid.UUID, name: str, panel, *, refused_status: int, template_name: str):
