@@ -5,6 +5,7 @@ from __future__ import annotations
 import marshmallow as ma
 from flask.views import MethodView
 
+from .. import pagination
 from ..services import alert_channels as alert_service
 from ..services.alert_events import EVENT_KINDS
 from . import Blueprint, fields
@@ -24,13 +25,26 @@ SECRET_DOC = ("Write-only: the HMAC-SHA256 key of the X-Signature header (see th
               "(see secret_set). Required for webhooks.")
 
 
+# What the validators below accept, as the OpenAPI document's `format` and `pattern` (ECMA-262 and
+# Python alike) describe it: every string the pattern matches is accepted (the document names a
+# subset of what the validators take, e.g. ASCII host names only), so a schema-valid value is never
+# refused with a 422.
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_DOMAIN = rf"(?:{_LABEL}\.)+[A-Za-z0-9][A-Za-z0-9-]*[A-Za-z0-9]"  # the last label of two characters or more
+URL_PATTERN = rf"^[Hh][Tt][Tt][Pp][Ss]?://(?:{_DOMAIN}|{_LABEL})(?::[0-9]{{1,5}})?(?:/|[/?#][!-~]+)?$"
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+EMAIL_PATTERN = rf"^{_ATOM}(?:\.{_ATOM})*@{_DOMAIN}$"
+
+
 class ChannelCreateSchema(_Input):
     name = fields.String(required=True, min_length=1, max_length=255)
     kind = fields.Literal(("webhook", "email"), required=True)
     url = fields.String(min_length=1, max_length=2000, validate=ma.validate.URL(schemes={"http", "https"}, require_tld=False),
-                        metadata={"description": "webhook: where deliveries are POSTed"})
+                        metadata={"description": "webhook: where deliveries are POSTed (http or https)",
+                                  "format": "uri", "pattern": URL_PATTERN})
     email = fields.String(min_length=3, max_length=320, validate=ma.validate.Email(),
-                          metadata={"description": "email: the address (needs ETL_SMTP_HOST)"})
+                          metadata={"description": "email: the address (needs ETL_SMTP_HOST)",
+                                    "format": "email", "pattern": EMAIL_PATTERN})
     secret = fields.String(min_length=16, max_length=1000, load_only=True, metadata={"description": SECRET_DOC})
     enabled = fields.Boolean(load_default=True)
 
@@ -98,7 +112,8 @@ class DeliveryQuerySchema(_Input):
     status = fields.Literal(alert_service.DELIVERY_STATUSES)
     channel = ma.fields.UUID(metadata={"description": "A channel's id"})
     limit = fields.Integer(load_default=50, ge=1, le=500)
-    cursor = fields.String(metadata={"description": "From the previous page's Link header"})
+    cursor = fields.String(metadata={"description": "From the previous page's Link header",
+                                     "pattern": pagination.UUID_CURSOR_PATTERN})
 
 
 class DeliveryOutSchema(ma.Schema):
@@ -181,7 +196,7 @@ def test_channel(channel_id):
     """Send a test event (`alert.test`) now, bounded by ETL_ALERT_CONNECT_TIMEOUT_S + ETL_ALERT_READ_TIMEOUT_S.
 
     A receiver that is down answers 200 with `delivered: false` and says why: the test ran."""
-    return alert_service.test_channel(db_session(), current_etl().config, channel_id)
+    return alert_service.test_channel(current_etl().database.sessions, current_etl().config, channel_id)
 
 
 @blp.route("/pipelines/<pipeline_id>/alerts")

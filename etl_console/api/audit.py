@@ -22,15 +22,22 @@ blp = Blueprint(
 )
 
 DEFAULT_PAGE = 50
+# Empty means none, as for the cursor.
+SINCE_PATTERN = r"^([0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-5][0-9](\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2}))?$"
 
 
 class AuditQuerySchema(_Input):
     object = fields.String(metadata={"description": "An object's id or name (a pipeline, a connection…)"})
     actor = fields.String(metadata={"description": "A token's name, a console user, 'anonymous' or 'system'"})
     action = fields.String(metadata={"description": "An action (pipeline.patch), or a prefix ending in '.' (pipeline.)"})
-    since = fields.String(metadata={"description": "ISO-8601 time; entries at or after it (UTC when no offset)"})
+    # Documented as RFC 3339's date-time without its leap second and lower-case "z", which Python's
+    # reader refuses; ISO 8601's other forms (no offset: UTC, a date alone...) are read too.
+    since = fields.String(metadata={"description": "ISO-8601 time; entries at or after it (UTC when no offset)",
+                                    "format": "date-time", "pattern": SINCE_PATTERN})
     limit = fields.Integer(load_default=DEFAULT_PAGE, ge=1, le=500, metadata={"description": "Page size"})
-    cursor = fields.String(metadata={"description": "Opaque cursor from the previous page's Link header"})
+    # Empty means none (the first page), as it always has here.
+    cursor = fields.String(metadata={"description": "Opaque cursor from the previous page's Link header",
+                                     "pattern": f"^({pagination.BIGINT_CURSOR_PATTERN[1:-1]})?$"})
 
 
 class AuditEntrySchema(ma.Schema):

@@ -26,10 +26,13 @@ blp = Blueprint(
 
 YAML_TYPES = ("application/yaml", "text/yaml", "application/x-yaml", "text/plain", "application/json")
 YAML_MIMETYPE = "application/yaml"
+# The document's own schema, as GET /api/v1/config/schema gives it: a body it describes is parsed
+# (text/yaml, application/x-yaml and text/plain are read as YAML too, and left undocumented: a
+# string schema could not say that the text must be such a document).
 YAML_BODY = {
     "required": True,
-    "description": "The YAML document (version: 1; see GET /api/v1/config/schema)",
-    "content": {"application/yaml": {"schema": {"type": "object"}}, "text/plain": {"schema": {"type": "string"}}},
+    "description": "The YAML document (version: 1; see GET /api/v1/config/schema). JSON is YAML too.",
+    "content": {media_type: {"schema": ConfigDocumentSchema} for media_type in ("application/yaml", "application/json")},
 }
 
 
@@ -45,7 +48,7 @@ class FieldChangeSchema(ma.Schema):
 
 
 class ChangeSchema(ma.Schema):
-    kind = ma.fields.String(metadata={"enum": ["connection", "pipeline"]})
+    kind = ma.fields.String(metadata={"enum": ["connection", "alert_channel", "pipeline"]})
     name = ma.fields.String()
     action = ma.fields.String(metadata={"enum": ["create", "update", "delete"]})
     fields = ma.fields.List(ma.fields.Nested(FieldChangeSchema))
@@ -68,7 +71,9 @@ class ExportQuerySchema(_Input):
 ERRORS = {
     400: "A service refused an object (the message names it); nothing was changed",
     415: "The body is not sent as YAML",
-    422: "Not YAML, unsafe YAML tags, or fields the schemas refuse; loc names the object and the field",
+    422: "Not YAML, unsafe YAML tags, fields the schemas refuse, or an object the services' own checks refuse "
+         "(a name given twice, a target table not allowed, a cron expression, a pipeline or connection named "
+         "but not defined); loc names the object and the field",
 }
 
 
@@ -88,8 +93,10 @@ def _context():
 
 
 def _run(action, query):
+    """plan gets the engine (a dry run in a session of its own); apply, the request's transaction."""
+    target = db_session() if action is config_service.apply else current_etl().database.engine
     try:
-        return action(current_etl().database.engine, _document(), _context(), prune=query["prune"])
+        return action(target, _document(), _context(), prune=query["prune"])
     except config_service.ConfigDocumentInvalid as invalid:
         raise RequestValidationFailed([
             validation_error("value_error", ["body", *loc], message, None) for loc, message in invalid.problems

@@ -39,6 +39,11 @@ class _PydanticField(ma.fields.Field):
         return super().deserialize(value, attr, data, **kwargs)
 
 
+# PostgreSQL text cannot hold NUL, so no string field takes one (a 422, below); the OpenAPI document
+# says so with this pattern, unless the field's own pattern already leaves NUL out.
+NO_NUL_PATTERN = r"^[^\x00]*$"
+
+
 class String(_PydanticField, ma.fields.String):
     type_error = ("string_type", "Input should be a valid string")
 
@@ -47,6 +52,8 @@ class String(_PydanticField, ma.fields.String):
         self.min_length, self.max_length = min_length, max_length
         if min_length is not None or max_length is not None:
             self.metadata.update({k: v for k, v in (("minLength", min_length), ("maxLength", max_length)) if v})
+        if "pattern" not in self.metadata and not any(isinstance(v, ma.validate.Regexp) for v in self.validators):
+            self.metadata["pattern"] = NO_NUL_PATTERN
 
     def _deserialize(self, value, attr, data, **kwargs):
         if not isinstance(value, str):
@@ -168,7 +175,8 @@ class Literal(_PydanticField, ma.fields.String):
     def __init__(self, choices: tuple[str, ...], **kwargs) -> None:
         super().__init__(**kwargs)
         self.choices = choices
-        self.metadata["enum"] = list(choices)
+        # OpenAPI 3.0: a nullable enum lists null among its values, or null is not valid after all.
+        self.metadata["enum"] = [*choices, None] if self.allow_none else list(choices)
         quoted = [repr(choice) for choice in choices]
         self.expected = quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " or " + quoted[-1]
         self.type_error = ("literal_error", f"Input should be {self.expected}")

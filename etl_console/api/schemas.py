@@ -5,6 +5,7 @@ from datetime import datetime, timezone
 
 import marshmallow as ma
 
+from .. import pagination
 from ..lifecycle import PipelineStatus, RunStatus
 from . import fields
 
@@ -107,7 +108,8 @@ class PipelineListQuerySchema(_Input):
     target_table = fields.String()
     q = fields.String(metadata={"description": "Name contains (case-insensitive)"})
     limit = fields.Integer(ge=1, le=500, metadata={"description": "Page size; the next page's link is in Link"})
-    cursor = fields.String(min_length=1, metadata={"description": "Opaque cursor from a previous page's Link header"})
+    cursor = fields.String(min_length=1, metadata={"description": "Opaque cursor from a previous page's Link header",
+                                                   "pattern": pagination.UUID_CURSOR_PATTERN})
 
 
 class StateChangeSchema(ma.Schema):
