@@ -92,6 +92,16 @@ class EtlFlask(Flask):
     def secret_key(self, value) -> None:
         self.config["SECRET_KEY"] = value
 
+    def dispatch_request(self):
+        """The request edge owns the transaction: views and services only flush. A view answering
+        below 400 commits (a refusal at commit still reaches the error handlers); any other
+        answer, or an exception, rolls back."""
+        from .api.context import end_request_transaction
+
+        response = self.make_response(super().dispatch_request())
+        end_request_transaction(response.status_code < 400)
+        return response
+
     def raise_routing_exception(self, request):
         redirect = request.routing_exception
         if isinstance(redirect, RequestRedirect) and request.path.startswith("/api/"):

@@ -211,7 +211,7 @@ def run_command(name_or_id: str, wait: bool) -> None:
 
     config = Config.from_env()
     database = _database(config)
-    with database.sessions() as session, audit.acting_as(audit.command_line_actor()):
+    with database.sessions.begin() as session, audit.acting_as(audit.command_line_actor()):
         try:
             pipeline = pipelines.find_pipeline(session, name_or_id)
         except PipelineNotFound:

@@ -121,8 +121,8 @@ def apply(file, prune: bool, yes: bool) -> None:
                 raise click.ClickException("not applied: confirm with --yes when not at a terminal")
             click.confirm("Apply these changes?", abort=True)
         try:
-            with audit.acting_as(audit.command_line_actor()):
-                result = config_service.apply(database.engine, text, context, prune=prune)
+            with audit.acting_as(audit.command_line_actor()), database.sessions.begin() as session:
+                result = config_service.apply(session, text, context, prune=prune)
         except DomainError as error:
             raise _refusal(error) from None
     summary = result.summary()

@@ -59,9 +59,9 @@ def test_connection(name_or_id: str) -> None:
                 connection = service.find_connection(session, name_or_id)
             except ConnectionNotFound:
                 raise click.ClickException(f"no connection named or with id {name_or_id!r}") from None
-            result = service.test_connection(
-                session, service.SourceAccess(box_for(config), config.connection_test_timeout_s), connection.id
-            )
+        result = service.test_connection(
+            database.sessions, service.SourceAccess(box_for(config), config.connection_test_timeout_s), connection.id
+        )
     finally:
         database.dispose()
     if result["ok"]:
@@ -84,7 +84,7 @@ def rotate_key() -> None:
     config, database = _open()
     box = box_for(config)
     try:
-        with database.sessions() as session:
+        with database.sessions.begin() as session:
             rows = session.query(SourceConnection).filter(SourceConnection.password_token.is_not(None)).with_for_update().all()
             try:
                 for connection in rows:
@@ -94,7 +94,6 @@ def rotate_key() -> None:
                                  actor=audit.command_line_actor())
             except SecretKeyMismatch as error:
                 raise click.ClickException(f"connection {connection.name}: {error}; nothing was changed") from None
-            session.commit()
     finally:
         database.dispose()
     click.echo(f"{len(rows)} password(s) now encrypted with the first key; older keys may be dropped")

@@ -6,7 +6,7 @@ from flask.views import MethodView
 
 from ..services import connections as connection_service
 from . import Blueprint, fields
-from .context import db_session, secret_box, source_access
+from .context import current_etl, db_session, secret_box, source_access
 from .schemas import LABEL_ERROR, LABEL_PATTERN, DetailErrorSchema, UtcDateTime, _Input
 
 blp = Blueprint(
@@ -157,4 +157,4 @@ def test_connection(connection_id):
 
     A source that cannot be reached, or a login that is a superuser or holds dangerous roles,
     answers 200 with `ok: false` and says why: the test ran, its verdict is the answer."""
-    return connection_service.test_connection(db_session(), source_access(), connection_id)
+    return connection_service.test_connection(current_etl().database.sessions, source_access(), connection_id)

@@ -1,4 +1,9 @@
-"""What API views need from the application: a request-scoped session and the runner's doorbell."""
+"""What web views need from the application: the request's transaction and the runner's doorbell.
+
+The request owns its transaction: views hand `db_session()` to services, which flush and raise
+domain errors but never commit or roll back. EtlFlask.dispatch_request ends it through
+`end_request_transaction`: committed when the view answered below 400, rolled back otherwise (a
+refused change leaves nothing behind), and at teardown whatever is left open is rolled back."""
 from __future__ import annotations
 
 import flask
@@ -7,13 +12,25 @@ from sqlalchemy.orm import Session
 from ..extensions import current_etl
 
 
-
-
 def db_session() -> Session:
-    """One session per request, closed (and rolled back if left open) at teardown."""
+    """The request's session; its transaction begins with the first statement."""
     if "db_session" not in flask.g:
         flask.g.db_session = current_etl().database.sessions()
     return flask.g.db_session
+
+
+def end_request_transaction(succeeded: bool) -> None:
+    """Commit (succeeded) or roll back the request's transaction; then ring what waited for the commit."""
+    session = flask.g.get("db_session")
+    if session is None:
+        return
+    if not succeeded:
+        session.rollback()
+        flask.g.pop("after_commit", None)
+        return
+    session.commit()
+    for action in flask.g.pop("after_commit", ()):
+        action()
 
 
 def close_db_session(_exc=None) -> None:
@@ -27,8 +44,15 @@ def allowed_targets() -> tuple[str, ...]:
 
 
 def wake_runner() -> None:
+    """Wake this process's runner once the request's transaction commits (a run queued by it is
+    invisible to the runner before then)."""
     runner = current_etl().runner
-    if runner is not None:
+    if runner is None:
+        return
+    session = flask.g.get("db_session")
+    if session is not None and session.in_transaction():
+        flask.g.setdefault("after_commit", []).append(runner.wake)
+    else:
         runner.wake()
 
 

@@ -108,7 +108,7 @@ def reconcile(pipeline_id):
     """Compare the source query with the target over the target's primary key, read-only"""
     app_state = current_etl()
     return reconciliations.reconcile_pipeline(
-        db_session(), pipeline_id, app_state.database.source_dsn, app_state.config.in_request_timeout_s,
+        app_state.database.sessions, pipeline_id, app_state.database.source_dsn, app_state.config.in_request_timeout_s,
         app_state.config.source_role, slots=app_state.reconcile_slots, source_access=source_access(),
     ).as_dict()
 

@@ -110,10 +110,7 @@ class Retries(MethodView):
     @blp.alt_response(422, **VALIDATION)
     def put(self, body, pipeline_id):
         """Set the retry policy: retry n waits min(max_delay, initial × factor^(n-1)) × (1 ± jitter) s"""
-        session = db_session()
-        policy = retry_service.set_policy(session, pipeline_id, body)
-        session.commit()
-        return policy
+        return retry_service.set_policy(db_session(), pipeline_id, body)
 
 
 @blp.route("/<pipeline_id>/upstreams")
@@ -133,10 +130,7 @@ class Upstreams(MethodView):
     @blp.alt_response(422, **VALIDATION)
     def put(self, body, pipeline_id):
         """Replace the upstream pipelines; refused with the cycle named when they would form one"""
-        session = db_session()
-        result = dependency_service.set_upstreams(session, pipeline_id, body["upstreams"])
-        session.commit()
-        return result
+        return dependency_service.set_upstreams(db_session(), pipeline_id, body["upstreams"])
 
 
 @blp.route("/<pipeline_id>/lineage", methods=["GET"])

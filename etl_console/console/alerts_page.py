@@ -68,7 +68,6 @@ def create_channel():
         for name, messages in error.normalized_messages().items():
             form_errors[name] = str(messages[0] if isinstance(messages, list) else messages)
     except errors.DomainError as error:
-        db_session().rollback()
         form_errors[error.field if error.field in (*CHANNEL_FIELDS, "secret") else "__form__"] = str(error)
     if form_errors:
         return _alerts_page(values, form_errors, 400)
@@ -79,7 +78,7 @@ def create_channel():
 def test_channel(channel_id: str):
     """Send a test event now; htmx gets the row's result cell, a plain form post the page again."""
     cid = _uuid(channel_id, "Alert channel")
-    result = alert_service.test_channel(db_session(), current_etl().config, cid)
+    result = alert_service.test_channel(current_etl().database.sessions, current_etl().config, cid)
     if views._htmx():
         return flask.render_template("console/_alert_test.html", test=result, channel_id=cid)
     return flask.redirect(flask.url_for(".alerts"), 303)
@@ -159,7 +158,6 @@ def save_alerts(pipeline_id: str):
             alert_service.put_pipeline_alerts(db_session(), pid, data)
             panel = _panel(pid, saved=True)
         except (errors.InvalidAlertChannel, ValueError) as error:
-            db_session().rollback()
             status, panel = 400, _panel(pid, error=str(error))
     if views._htmx():
         return views._inline(flask.render_template("console/_alerts_panel.html", alerts_panel=panel), status)

@@ -67,7 +67,6 @@ def save_checks(pipeline_id: str):
         checks = _parse(form)
         panel = ChecksPanel(pid, check_service.set_checks(session, pid, checks), saved=True)
     except (ValueError, InvalidPipeline, InvalidSourceQuery, PipelineBusy) as error:
-        session.rollback()
         status = 409 if isinstance(error, PipelineBusy) else 400
         panel = ChecksPanel(pid, check_service.get_checks(session, pid), error=str(error), typed=typed)
         panel.checks = {**panel.checks, "allow_empty": form.get("allow_empty") == "on",

@@ -15,7 +15,7 @@ import marshmallow as ma
 from werkzeug.exceptions import NotFound
 
 from ..api.connections import SSL_MODES, ConnectionCreateSchema, ConnectionUpdateSchema
-from ..api.context import db_session, secret_box, source_access
+from ..api.context import current_etl, db_session, secret_box, source_access
 from ..services import connections as connection_service
 from ..services import errors
 
@@ -61,7 +61,7 @@ def _list_page(error: str | None = None, status: int = 200):
 def test_connection(connection_id: str):
     """Connect now; htmx gets the row's result cell, a plain form post the list again."""
     cid = _connection_uuid(connection_id)
-    result = connection_service.test_connection(db_session(), source_access(), cid)
+    result = connection_service.test_connection(current_etl().database.sessions, source_access(), cid)
     if _htmx():
         return flask.render_template("console/_connection_test.html", test=result, connection_id=cid)
     return flask.redirect(flask.url_for(".connections"), 303)

@@ -75,10 +75,8 @@ def save_upstreams(pipeline_id: str):
     names = [name.strip() for name in typed.replace("\n", ",").split(",") if name.strip()]
     try:
         dependency_service.set_upstreams(session, pid, names)
-        session.commit()
         return _answer(pid, _panel_by_id(session, pid, saved="Upstreams saved."))
     except (UnknownUpstream, DependencyCycle) as error:
-        session.rollback()
         return _answer(pid, _panel_by_id(session, pid, error=str(error), typed={"upstreams": typed}),
                        409 if isinstance(error, DependencyCycle) else 400)
 
@@ -93,7 +91,6 @@ def save_retries(pipeline_id: str):
     except (ValueError, ma.ValidationError) as error:
         return _answer(pid, _panel_by_id(session, pid, error=_message(error), typed=form), 400)
     retry_service.set_policy(session, pid, values)
-    session.commit()
     return _answer(pid, _panel_by_id(session, pid, saved="Retry policy saved."))
 
 

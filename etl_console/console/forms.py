@@ -127,8 +127,7 @@ def update(
     changes = {key: value for key, value in loaded.items() if key != SOURCE_FIELD and getattr(current, key) != value}
     if SOURCE_FIELD in loaded:  # the service compares it with the current connection itself
         changes[SOURCE_FIELD] = loaded[SOURCE_FIELD]
-    # Let the service lock and re-read the row itself rather than trust this earlier read.
-    session.rollback()
+    # The service locks and re-reads the row itself (its locked read refreshes this earlier one).
     return _call(form, pipeline_service.update_pipeline, session, allowed_targets, pipeline_id, changes,
                  source_access=source_access)
 

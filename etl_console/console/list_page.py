@@ -14,7 +14,7 @@ from dataclasses import replace
 import flask
 from werkzeug.exceptions import BadRequest
 
-from ..api.context import allowed_targets, db_session, wake_runner
+from ..api.context import allowed_targets, current_etl, db_session, wake_runner
 from ..services import bulk_actions
 from ..services import overview
 from ..services import pipeline_list
@@ -119,13 +119,13 @@ def pipelines():
 # bulk actions -----------------------------------------------------------------------------------
 @bp.post("/pipelines/bulk/pause")
 def bulk_pause():
-    outcome = bulk_actions.pause_many(db_session(), _selected_ids())
+    outcome = bulk_actions.pause_many(current_etl().database.sessions, _selected_ids())
     return _after_bulk("Pause", outcome)
 
 
 @bp.post("/pipelines/bulk/run")
 def bulk_run():
-    outcome = bulk_actions.run_many(db_session(), _selected_ids())
+    outcome = bulk_actions.run_many(current_etl().database.sessions, _selected_ids())
     if outcome.queued_runs:
         wake_runner()
     return _after_bulk("Run", outcome)

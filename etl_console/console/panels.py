@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from ..db.models import Pipeline, PipelineStatus
 from ..services import reconciliations
@@ -67,11 +67,11 @@ def reconciliation_panel(session: Session, pipeline_id: uuid.UUID, settings: Etl
     )
 
 
-def reconcile_now(session: Session, pipeline_id: uuid.UUID, settings: EtlSettings) -> ReconciliationPanel:
+def reconcile_now(sessions: sessionmaker[Session], pipeline_id: uuid.UUID, settings: EtlSettings) -> ReconciliationPanel:
     """Compare source and target now; a ReconcileFailed becomes the panel's error."""
     try:
         result = reconciliations.reconcile_pipeline(
-            session, pipeline_id, settings.source_dsn, settings.in_request_timeout_s, settings.source_role,
+            sessions, pipeline_id, settings.source_dsn, settings.in_request_timeout_s, settings.source_role,
             slots=settings.reconcile_slots, source_access=settings.source_access,
         )
     except (ReconcileFailed, ServiceBusy) as error:
@@ -172,6 +172,5 @@ def set_schedule(session: Session, pipeline_id: uuid.UUID, typed: str) -> Schedu
     try:
         pipeline = schedule_service.set_schedule(session, pipeline_id, expression)
     except InvalidSchedule as error:
-        session.rollback()  # let go of the row lock the service took
         return schedule_panel(get_pipeline(session, pipeline_id), value=typed, error=str(error))
     return schedule_panel(pipeline, saved=True)

@@ -76,7 +76,6 @@ def save_tasks(pipeline_id: str):
                                    default_source_dsn=current_etl().database.source_dsn)
         panel = _panel(session, pid, saved=done)
     except (ValueError, InvalidPipeline, InvalidSourceQuery, PipelineBusy, SourceUnreachable) as error:
-        session.rollback()
         status = 409 if isinstance(error, PipelineBusy) else 400
         typed = {key: form.get("config", "")} if action in ("add", "save") else {}
         panel = _panel(session, pid, error=str(error), typed=typed)

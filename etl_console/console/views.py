@@ -264,7 +264,7 @@ def reconcile_now(pipeline_id: str):
     """Compare source and target now and show the answer in the panel (read-only on both sides;
     a POST because it is heavy work on the warehouse, not because it changes anything)."""
     pid = _pipeline_uuid(pipeline_id)
-    panel = panels.reconcile_now(db_session(), pid, _settings())
+    panel = panels.reconcile_now(current_etl().database.sessions, pid, _settings())
     status = 400 if panel.error else 200
     if _htmx():
         return _inline(flask.render_template("console/_reconciliation.html", reconcile_panel=panel), status)

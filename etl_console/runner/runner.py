@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from sqlalchemy import text
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from .. import logs, metrics
 from ..config import Config
@@ -170,8 +170,7 @@ class Runner:
 
     def fire_schedules(self) -> list[uuid.UUID]:
         """Queue runs for due cron ticks; the claim in the database makes each tick fire once."""
-        with Session(self.engine) as session:
-            fired = schedules.fire_due(session)
+        fired = schedules.fire_due(sessionmaker(self.engine, expire_on_commit=False))
         for pipeline_id in fired:
             log.info("schedule fired a run of pipeline %s", pipeline_id)
         if fired:
@@ -180,7 +179,7 @@ class Runner:
 
     def prune_audit_log(self) -> int | None:
         """The audit log's daily retention prune; the database lets one runner a day do it."""
-        with Session(self.engine) as session:
+        with Session(self.engine) as session, session.begin():
             removed = audit.prune_if_due(session, self.config.audit_retention_days)
         if removed is not None:
             log.info("audit log pruned: %d entries older than %d days removed", removed,

@@ -29,14 +29,16 @@ def named_source(runner: "Runner", config: dict) -> connection_service.ResolvedS
     if not reference:
         return None
     access = connection_service.SourceAccess(box_for(runner.config), runner.config.connection_test_timeout_s)
-    with Session(runner.engine) as session:
-        try:
-            return connection_service.resolve_source(session, access, uuid.UUID(reference["id"]))
-        except DomainError as error:
-            message = str(error)
-            if reference.get("name") and reference["name"] not in message:
-                message = f"source connection '{reference['name']}': {message}"
-            raise LoadError(message) from None
+    try:
+        with Session(runner.engine) as session:
+            resolved = connection_service.resolve_source(session, access, uuid.UUID(reference["id"]))
+        connection_service.check_resolved_reachable(resolved, access.timeout_s)  # no transaction held meanwhile
+        return resolved
+    except DomainError as error:
+        message = str(error)
+        if reference.get("name") and reference["name"] not in message:
+            message = f"source connection '{reference['name']}': {message}"
+        raise LoadError(message) from None
 
 
 def reconcile_after_run(runner: "Runner", config: dict, source: connection_service.ResolvedSource | None) -> dict:

@@ -12,18 +12,21 @@ from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import delete, func, select, text
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from ..db.models import AlertChannel, AlertDelivery, Pipeline, PipelineAlert
 from ..lifecycle import DeliveryStatus
 from ..db.secret_box import SecretBox
 from . import alert_events, audit
 from .errors import AlertChannelNotFound, InvalidAlertChannel, PipelineNotFound
+from .savepoint import savepoint
 
 KINDS = ("webhook", "email")
 DELIVERY_STATUSES = tuple(status.value for status in DeliveryStatus)
 AUDITED = ("name", "kind", "url", "email", "enabled")
+NAME_TAKEN_MESSAGE = "Alert channel with this name already exists"
+# Another request took the name between our check and our write.
+UNIQUE_NAME = {"etl_alert_channels_name_key": lambda: InvalidAlertChannel(NAME_TAKEN_MESSAGE, field="name")}
 
 
 # channels ----------------------------------------------------------------------------------------
@@ -57,10 +60,9 @@ def create_channel(session: Session, box: SecretBox, data: dict[str, Any], *, sm
     if data.get("secret"):
         channel.secret_token = box.encrypt(data["secret"])
     _check_name_free(session, channel.name)
-    session.add(channel)
-    session.flush()
+    with savepoint(session, UNIQUE_NAME):
+        session.add(channel)
     _audit(session, "alert_channel.create", channel, after=audit.snapshot(channel, AUDITED))
-    _commit(session)
     return channel
 
 
@@ -71,19 +73,19 @@ def update_channel(session: Session, box: SecretBox, channel_id: uuid.UUID, chan
     before = audit.snapshot(channel, AUDITED)
     if "name" in changes and changes["name"] != channel.name:
         _check_name_free(session, changes["name"], exclude=channel.id)
-    for key in ("name", "url", "email", "enabled"):
-        if key in changes:
-            setattr(channel, key, changes[key])
-    secret_set = channel.secret_token is not None if "secret" not in changes else bool(changes["secret"])
-    _check_target(channel.kind, channel.url, channel.email, "x" if secret_set else None,
-                  smtp_configured, creating=False)
-    if "secret" in changes:
-        channel.secret_token = box.encrypt(changes["secret"]) if changes["secret"] else None
+    with savepoint(session, UNIQUE_NAME):  # a refused change leaves the channel as it was
+        for key in ("name", "url", "email", "enabled"):
+            if key in changes:
+                setattr(channel, key, changes[key])
+        secret_set = channel.secret_token is not None if "secret" not in changes else bool(changes["secret"])
+        _check_target(channel.kind, channel.url, channel.email, "x" if secret_set else None,
+                      smtp_configured, creating=False)
+        if "secret" in changes:
+            channel.secret_token = box.encrypt(changes["secret"]) if changes["secret"] else None
     after = audit.snapshot(channel, AUDITED)
     if "secret" in changes:
         after["secret_changed"] = True
     _audit(session, "alert_channel.patch", channel, *audit.changed_only(before, after))
-    _commit(session)
     return channel
 
 
@@ -92,11 +94,11 @@ def delete_channel(session: Session, channel_id: uuid.UUID) -> None:
     channel = get_channel(session, channel_id, for_update=True)
     _audit(session, "alert_channel.delete", channel, before=audit.snapshot(channel, AUDITED))
     session.delete(channel)
-    session.commit()
+    session.flush()
 
 
 def enqueue_test(session: Session, channel_id: uuid.UUID) -> uuid.UUID:
-    """Queue a test event for this one channel (committed); returns the delivery's id."""
+    """Queue a test event for this one channel (in the caller's transaction); returns the delivery's id."""
     channel = get_channel(session, channel_id)
     delivery_id = uuid.uuid4()
     key = f"{alert_events.TEST}:{channel.id}:{delivery_id}"
@@ -111,7 +113,6 @@ def enqueue_test(session: Session, channel_id: uuid.UUID) -> uuid.UUID:
         {"id": delivery_id, "key": key, "kind": alert_events.TEST, "channel": channel.id,
          "payload": json.dumps(payload)})
     _audit(session, "alert_channel.test", channel, after={"delivery_id": str(delivery_id)})
-    session.commit()
     return delivery_id
 
 
@@ -134,16 +135,7 @@ def _check_name_free(session: Session, name: str, exclude: uuid.UUID | None = No
     if exclude is not None:
         query = query.where(AlertChannel.id != exclude)
     if session.scalars(query).first() is not None:
-        session.rollback()
-        raise InvalidAlertChannel("Alert channel with this name already exists", field="name")
-
-
-def _commit(session: Session) -> None:
-    try:
-        session.commit()
-    except IntegrityError:  # another request took the name between our check and the insert
-        session.rollback()
-        raise InvalidAlertChannel("Alert channel with this name already exists", field="name") from None
+        raise InvalidAlertChannel(NAME_TAKEN_MESSAGE, field="name")
 
 
 def _audit(session: Session, action: str, channel: AlertChannel, before: dict | None = None,
@@ -189,7 +181,6 @@ def put_pipeline_alerts(session: Session, pipeline_id: uuid.UUID, data: dict[str
     for item in data.get("channels", []):
         channel_id = item["channel_id"]
         if session.get(AlertChannel, channel_id) is None:
-            session.rollback()
             raise InvalidAlertChannel(f"alert channel {channel_id} does not exist")
         events = sorted(set(item["events"]), key=alert_events.EVENT_KINDS.index)
         wanted[channel_id] = sorted(set(wanted.get(channel_id, []) + events), key=alert_events.EVENT_KINDS.index)
@@ -205,7 +196,6 @@ def put_pipeline_alerts(session: Session, pipeline_id: uuid.UUID, data: dict[str
     after = pipeline_alerts(session, pipeline_id)
     audit.record(session, "pipeline.alerts.put", object_type="pipeline", object_id=pipeline.id,
                  object_name=pipeline.name, before=_audited(before), after=_audited(after))
-    session.commit()
     return pipeline_alerts(session, pipeline_id)
 
 
@@ -240,17 +230,20 @@ def delivery_view(delivery: AlertDelivery, channel_name: str) -> dict[str, Any]:
             "created_at": delivery.created_at, "delivered_at": delivery.delivered_at}
 
 
-def test_channel(session: Session, config, channel_id: uuid.UUID) -> dict[str, Any]:
+def test_channel(sessions: sessionmaker[Session], config, channel_id: uuid.UUID) -> dict[str, Any]:
     """Queue a test event for the channel and send it now (bounded by the alert timeouts); the
-    answer is the attempt's outcome, and the delivery stays in the list. A failed test is not retried."""
+    answer is the attempt's outcome, and the delivery stays in the list. A failed test is not retried.
+
+    Takes the session factory: queued and claimed in one short transaction, recorded in another, and
+    no transaction held while the receiver answers."""
     from ..runner import alert_sender
 
-    delivery_id = enqueue_test(session, channel_id)
     worker = f"test-request:{uuid.uuid4().hex[:8]}"
-    with session.begin():
+    with sessions.begin() as session:
+        delivery_id = enqueue_test(session, channel_id)
         claimed = alert_sender.claim(session.connection(), worker, 60.0, limit=1, only=delivery_id)
-    outcome = alert_sender.send(claimed[0], config)  # no transaction held while the receiver answers
-    with session.begin():
+    outcome = alert_sender.send(claimed[0], config)
+    with sessions.begin() as session:
         status = alert_sender.record(session.connection(), claimed[0], worker, outcome, config, retry=False)
     return {"delivery_id": delivery_id, "channel_id": channel_id, "delivered": outcome.delivered,
             "status": status, "http_status": outcome.http_status, "error": outcome.error}

@@ -118,7 +118,7 @@ def record(
         request_id=who.request_id or request_id_var.get(),
     )
     # No autoflush: the change's own pending writes stay for the caller's flush or commit, where
-    # its error handling expects them (a unique name refused at commit is a 400, not a 500).
+    # its error handling expects them (a unique name refused in a savepoint is a 400, not a 500).
     with session.no_autoflush:
         session.execute(statement)
 
@@ -213,16 +213,12 @@ def prune(session: Session, retention_days: int) -> int:
 def prune_if_due(session: Session, retention_days: int) -> int | None:
     """The daily prune, once across every runner: under a transaction-level advisory lock (a runner
     that cannot take it skips), prune when the last 'audit.prune' row is a day old or absent.
-    Commits; returns the rows removed, or None when not due."""
+    The caller commits; returns the rows removed, or None when not due."""
     if not session.scalar(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": _PRUNE_LOCK_KEY}):
-        session.rollback()
         return None
     last = session.scalar(select(AuditEntry.at).where(AuditEntry.action == "audit.prune")
                           .order_by(AuditEntry.at.desc()).limit(1))
     now = session.scalar(text("SELECT now()"))
     if last is not None and now - last < PRUNE_EVERY:
-        session.rollback()
         return None
-    removed = prune(session, retention_days)
-    session.commit()
-    return removed
+    return prune(session, retention_days)

@@ -1,7 +1,8 @@
 """Pause or run many pipelines at once, through the very services a single Pause or Run calls
 (pipelines.pause_pipeline, runs.request_run): the same checks, transitions and records apply to
-each one. Each pipeline is its own transaction, as a single action is, and what happened to each
-is counted so the operator reads "3 paused, 1 already paused". No Flask here.
+each one. Each pipeline is its own transaction, as a single action is (so hundreds of row locks
+are never held at once), and what happened to each is counted so the operator reads "3 paused,
+1 already paused". That is why these take the session factory, not the caller's session. No Flask here.
 """
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Iterable
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from ..db.models import Pipeline, PipelineStatus
 from .errors import PipelineNotFound
@@ -40,37 +41,36 @@ class BulkOutcome:
         return ", ".join(f"{count} {outcome}" for outcome, count in self.counts.items())
 
 
-def pause_many(session: Session, pipeline_ids: Iterable[uuid.UUID]) -> BulkOutcome:
+def pause_many(sessions: sessionmaker[Session], pipeline_ids: Iterable[uuid.UUID]) -> BulkOutcome:
     outcome = BulkOutcome()
     for pipeline_id in _distinct(pipeline_ids):
-        # The status as a plain value, not a loaded Pipeline: pause_pipeline's locked read must
-        # see the row as it is under its lock, not an object this read left in the session.
-        before = session.scalar(select(Pipeline.status).where(Pipeline.id == pipeline_id))
         try:
-            pause_pipeline(session, pipeline_id)
+            with sessions.begin() as session:
+                before = session.scalar(select(Pipeline.status).where(Pipeline.id == pipeline_id))
+                pause_pipeline(session, pipeline_id)
         except PipelineNotFound:
-            session.rollback()
             outcome.add(NOT_FOUND)
             continue
         outcome.add(ALREADY_PAUSED if before == PipelineStatus.PAUSED else PAUSED)
     return outcome
 
 
-def run_many(session: Session, pipeline_ids: Iterable[uuid.UUID]) -> BulkOutcome:
+def run_many(sessions: sessionmaker[Session], pipeline_ids: Iterable[uuid.UUID]) -> BulkOutcome:
     """Queue a run of each; a run that a pause is still stopping is not waited for (a single Run
     waits up to a few seconds; hundreds of them would hold the request for minutes)."""
     outcome = BulkOutcome()
     for pipeline_id in _distinct(pipeline_ids):
         try:
-            pipeline, queued = request_run(session, pipeline_id)
+            with sessions.begin() as session:
+                pipeline, queued = request_run(session, pipeline_id)
+                status = pipeline.status
         except PipelineNotFound:
-            session.rollback()
             outcome.add(NOT_FOUND)
             continue
         if queued:
             outcome.add(STARTED)
         else:
-            outcome.add(ALREADY_RUNNING if pipeline.status == PipelineStatus.RUNNING else STOPPING)
+            outcome.add(ALREADY_RUNNING if status == PipelineStatus.RUNNING else STOPPING)
     return outcome
 
 

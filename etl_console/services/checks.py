@@ -49,7 +49,6 @@ def set_checks(session: Session, pipeline_id: uuid.UUID, checks: dict[str, Any])
     """Replace the pipeline's checks. Refused while RUNNING, like any configuration change."""
     pipeline = get_pipeline(session, pipeline_id, for_update=True)
     if pipeline.status == PipelineStatus.RUNNING or active_run(session, pipeline.id) is not None:
-        session.rollback()
         raise PipelineBusy("Cannot change the checks of a pipeline while it is RUNNING")
     document = _validated({**DEFAULT_CHECKS, **checks})
     before = {key: value for key, value in checks_of(session, pipeline.id).items() if key in DEFAULT_CHECKS}
@@ -64,7 +63,7 @@ def set_checks(session: Session, pipeline_id: uuid.UUID, checks: dict[str, Any])
         ),
         {"id": pipeline.id, "checks": json.dumps(document)},
     )
-    session.commit()
+    session.flush()
     return get_checks(session, pipeline_id)
 
 

@@ -15,12 +15,13 @@ import psycopg2
 from psycopg2.extensions import make_dsn, parse_dsn
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from ..db.models import Pipeline, SourceConnection
 from ..db.secret_box import SecretBox, SecretKeyMismatch
 from ..warehouse.source_probe import check_reachable, first_line, probe_source
 from . import audit
+from .savepoint import savepoint
 from .errors import (
     ConnectionInUse,
     ConnectionNameTaken,
@@ -148,6 +149,7 @@ def display_url(connection: SourceConnection) -> str:
 # What the audit log shows of a connection; password_token appears only as "***" (redacted by name).
 AUDITED_FIELDS = ("name", "description", "host", "port", "database", "user", "sslmode", "options",
                   "password_token", "statement_timeout_s", "max_concurrent_runs", "required_label")
+UNIQUE_NAME = {"etl_connections_name_key": ConnectionNameTaken}  # taken by a concurrent request after our check
 
 
 def _record(session: Session, action: str, connection: SourceConnection, before: dict | None = None,
@@ -162,9 +164,9 @@ def create_connection(session: Session, box: SecretBox, data: dict[str, Any]) ->
     connection = SourceConnection(id=uuid.uuid4(), **values)
     if password:
         connection.password_token = box.encrypt(password)
-    session.add(connection)
+    with savepoint(session, UNIQUE_NAME):
+        session.add(connection)
     _record(session, "connection.create", connection, after=audit.snapshot(connection, AUDITED_FIELDS))
-    _commit_unique_name(session)
     return connection
 
 
@@ -177,15 +179,15 @@ def update_connection(
     values, password = _settings_from(changes, creating=False)
     if "name" in values and values["name"] != connection.name:
         _check_name_free(session, values["name"], exclude_id=connection.id)
-    for key, value in values.items():
-        setattr(connection, key, value)
-    if "password" in changes or password is not None:
-        connection.password_token = box.encrypt(password) if password else None
-    if values or "password" in changes:
-        connection.last_test = None  # it tested other settings
+    with savepoint(session, UNIQUE_NAME):
+        for key, value in values.items():
+            setattr(connection, key, value)
+        if "password" in changes or password is not None:
+            connection.password_token = box.encrypt(password) if password else None
+        if values or "password" in changes:
+            connection.last_test = None  # it tested other settings
     _record(session, "connection.patch", connection,
             *audit.changed_only(before, audit.snapshot(connection, AUDITED_FIELDS)))
-    _commit_unique_name(session)
     return connection
 
 
@@ -193,35 +195,36 @@ def delete_connection(session: Session, connection_id: uuid.UUID) -> None:
     connection = get_connection(session, connection_id, for_update=True)
     users = pipelines_using(session, connection.id)
     if users:
-        session.rollback()
         raise ConnectionInUse(users)
     _record(session, "connection.delete", connection, before=audit.snapshot(connection, AUDITED_FIELDS))
-    session.delete(connection)
     try:
-        session.commit()
+        with savepoint(session):
+            session.delete(connection)
     except IntegrityError:  # a pipeline started using it between our check and the delete
-        session.rollback()
         raise ConnectionInUse(pipelines_using(session, connection_id)) from None
 
 
-def test_connection(session: Session, access: SourceAccess, connection_id: uuid.UUID) -> dict[str, Any]:
-    """Probe the source (bounded by access.timeout_s) and keep the answer as the connection's last test."""
-    connection = get_connection(session, connection_id)
+def test_connection(sessions: sessionmaker[Session], access: SourceAccess, connection_id: uuid.UUID) -> dict[str, Any]:
+    """Probe the source (bounded by access.timeout_s) and keep the answer as the connection's last test.
+
+    Takes the session factory, not a session: it reads and records in two short transactions of its
+    own, so no metadata transaction (nor pooled connection) is held while the network answers."""
     tested_at = datetime.now(timezone.utc)
-    try:
-        dsn = connection_dsn(connection, access.box)
-    except SecretKeyMismatch as error:
-        result = {"ok": False, "server_version": None, "connect_ms": None, "round_trip_ms": None,
-                  "privilege_problems": [], "error": str(error)}
-    else:
-        session.rollback()  # hold no metadata transaction while the network answers
+    with sessions() as session:
+        connection = get_connection(session, connection_id)
+        try:
+            dsn = connection_dsn(connection, access.box)
+        except SecretKeyMismatch as error:
+            dsn, result = None, {"ok": False, "server_version": None, "connect_ms": None, "round_trip_ms": None,
+                                 "privilege_problems": [], "error": str(error)}
+    if dsn is not None:
         result = probe_source(dsn, access.timeout_s).as_dict()
     result["tested_at"] = tested_at.isoformat().replace("+00:00", "Z")
-    connection = get_connection(session, connection_id, for_update=True)
-    connection.last_test = result
-    _record(session, "connection.test", connection, after={"ok": result.get("ok"), "error": result.get("error")})
-    session.commit()
-    return {"connection_id": connection.id, "name": connection.name, **result}
+    with sessions.begin() as session:
+        connection = get_connection(session, connection_id, for_update=True)
+        connection.last_test = result
+        _record(session, "connection.test", connection, after={"ok": result.get("ok"), "error": result.get("error")})
+        return {"connection_id": connection.id, "name": connection.name, **result}
 
 
 # using -----------------------------------------------------------------------------------------
@@ -238,9 +241,8 @@ def connection_dsn(connection: SourceConnection, box: SecretBox) -> str:
     return make_dsn(**parts)
 
 
-def resolve_source(session: Session, access: SourceAccess, connection_id: uuid.UUID, *,
-                   check: bool = True) -> ResolvedSource:
-    """The connection's DSN, checked reachable within access.timeout_s (SourceUnreachable names it)."""
+def resolve_source(session: Session, access: SourceAccess, connection_id: uuid.UUID) -> ResolvedSource:
+    """The connection's DSN and limits (check_resolved_reachable asks the network, outside any transaction)."""
     try:
         connection = get_connection(session, connection_id)
     except ConnectionNotFound:
@@ -251,13 +253,15 @@ def resolve_source(session: Session, access: SourceAccess, connection_id: uuid.U
         raise SourceUnreachable(f"source connection '{connection.name}': {error}") from None
     resolved = ResolvedSource(connection.id, connection.name, dsn, connection.statement_timeout_s,
                               connection.max_concurrent_runs)
-    if check:
-        session.rollback()  # no metadata transaction held across the network
-        try:
-            check_reachable(dsn, access.timeout_s)
-        except psycopg2.Error as error:
-            raise SourceUnreachable(f"source connection '{resolved.name}' is unreachable: {first_line(error)}") from None
     return resolved
+
+
+def check_resolved_reachable(resolved: ResolvedSource, timeout_s: float) -> None:
+    """SourceUnreachable, naming the connection, unless it answers within timeout_s."""
+    try:
+        check_reachable(resolved.dsn, timeout_s)
+    except psycopg2.Error as error:
+        raise SourceUnreachable(f"source connection '{resolved.name}' is unreachable: {first_line(error)}") from None
 
 
 def check_pipeline_source(session: Session, access: SourceAccess, connection_id: uuid.UUID, query: str,
@@ -273,7 +277,7 @@ def check_pipeline_source(session: Session, access: SourceAccess, connection_id:
     from ..warehouse.target import check_columns, target_columns
     from .errors import InvalidSourceQuery
 
-    resolved = resolve_source(session, access, connection_id, check=False)
+    resolved = resolve_source(session, access, connection_id)
     try:
         source = connect_source(resolved.dsn, access.timeout_s, application_name="etl-console save check")
     except psycopg2.Error as error:
@@ -390,15 +394,5 @@ def _check_name_free(session: Session, name: str, exclude_id: uuid.UUID | None =
     if exclude_id is not None:
         clash = clash.where(SourceConnection.id != exclude_id)
     if session.scalar(clash) is not None:
-        session.rollback()
         raise ConnectionNameTaken()
 
-
-def _commit_unique_name(session: Session) -> None:
-    try:
-        session.commit()
-    except IntegrityError as error:
-        session.rollback()
-        if "etl_connections_name_key" in str(error.orig):
-            raise ConnectionNameTaken() from None
-        raise

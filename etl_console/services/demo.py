@@ -33,7 +33,7 @@ def ensure_demo(database: Database, config: Config, films: int | None, ratings: 
 
         source_connection = ensure_production_source(database, config, films, ratings)
     allowed = set(config.allowed_target_tables) | {p["target_table"] for p in PIPELINES}
-    with database.sessions() as session:
+    with database.sessions.begin() as session:
         existing = set(session.scalars(select(Pipeline.name)))
         for spec in PIPELINES:
             if spec["name"] not in existing:

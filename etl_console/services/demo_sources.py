@@ -46,7 +46,7 @@ def ensure_production_source(
     password = local_password(config.data_dir, "production_login_password")
     provision_source_login(production_dsn, login=PRODUCTION_LOGIN, password=password, schemas=("content", "ugc"),
                            tables=(), revoke_public_functions=True)
-    with database.sessions() as session:
+    with database.sessions.begin() as session:
         try:
             connection_service.find_connection(session, connection_name)
         except ConnectionNotFound:

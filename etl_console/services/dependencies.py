@@ -219,7 +219,6 @@ def _resolve(session: Session, ref: str) -> Pipeline:
         found = None
     found = found or session.scalars(select(Pipeline).where(Pipeline.name == ref)).one_or_none()
     if found is None:
-        session.rollback()
         raise UnknownUpstream(f"upstream pipeline '{ref}' does not exist")
     return found
 

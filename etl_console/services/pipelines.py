@@ -6,13 +6,13 @@ from datetime import datetime
 from typing import Any, Iterable
 
 from sqlalchemy import bindparam, select, text, tuple_, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..db.models import Pipeline, PipelineRun, PipelineStatus, RunStatus
 from . import audit
 from .errors import InvalidPipeline, NameTaken, PipelineBusy, PipelineNotFound, TargetNotAllowed
 from .connections import SourceAccess, check_pipeline_source, effective_connection_id, pipeline_source_connection
+from .savepoint import savepoint
 from .sql_guard import check_source_query
 
 EDITABLE_FIELDS = (
@@ -29,6 +29,7 @@ EDITABLE_FIELDS = (
 )
 # What the audit log shows of a pipeline's configuration, before and after a change.
 AUDITED_FIELDS = (*EDITABLE_FIELDS, "source_connection_id")
+UNIQUE_NAME = {"etl_pipelines_name_key": NameTaken}  # a concurrent request took the name after our check
 
 
 def list_pipelines(
@@ -63,7 +64,8 @@ def list_pipelines(
 # Built once: building `Pipeline.id == value` and then its cache key anew cost more CPU per GET
 # /pipelines/{id} than the rest of the view (the key of a statement built once is remembered).
 _PIPELINE_BY_ID = select(Pipeline).where(Pipeline.id == bindparam("pipeline_id"))
-_PIPELINE_BY_ID_FOR_UPDATE = _PIPELINE_BY_ID.with_for_update()
+# A locked read refreshes an object an earlier read left in the session: what it holds is the row now.
+_PIPELINE_BY_ID_FOR_UPDATE = _PIPELINE_BY_ID.with_for_update().execution_options(populate_existing=True)
 
 
 def get_pipeline(session: Session, pipeline_id: uuid.UUID, *, for_update: bool = False) -> Pipeline:
@@ -103,9 +105,9 @@ def create_pipeline(
                               columns_fit=values.get("type", "SQL") != "PYTHON")
     pipeline = Pipeline(id=uuid.uuid4(), source_connection_id=connection_id, **values)
     pipeline.status = PipelineStatus.IDLE if pipeline.enabled is not False else PipelineStatus.PAUSED
-    session.add(pipeline)
+    with savepoint(session, UNIQUE_NAME):
+        session.add(pipeline)
     _record(session, "pipeline.create", pipeline, after=audit.snapshot(pipeline, AUDITED_FIELDS))
-    _commit_unique_name(session)
     return pipeline
 
 
@@ -134,10 +136,8 @@ def update_pipeline(
         if connection_id != pipeline.source_connection_id:
             changes["source_connection_id"] = connection_id
     if not changes:
-        session.rollback()
         return pipeline
     if pipeline.status == PipelineStatus.RUNNING:
-        session.rollback()
         raise PipelineBusy()
     _check(session, allowed_targets, changes, exclude_id=pipeline.id)
     _check_incremental(
@@ -159,18 +159,19 @@ def update_pipeline(
                               changes.get("target_table", pipeline.target_table),
                               changes.get("incremental_key", pipeline.incremental_key) if incremental else None,
                               columns_fit=changes.get("type", pipeline.type) != "PYTHON")
-    for key, value in changes.items():
-        setattr(pipeline, key, value)
-    if pipeline.type == "PYTHON" and {"type", "source_query", "target_table", "source_connection_id"} & set(changes):
-        from .tasks import recheck_tasks
+    # In a savepoint: tasks refused by the new query, or a name taken meanwhile, leave the row as it was.
+    with savepoint(session, UNIQUE_NAME):
+        for key, value in changes.items():
+            setattr(pipeline, key, value)
+        if pipeline.type == "PYTHON" and {"type", "source_query", "target_table", "source_connection_id"} & set(changes):
+            from .tasks import recheck_tasks
 
-        recheck_tasks(session, pipeline, source_access=source_access, default_source_dsn=default_source_dsn)
-    if changes.get("enabled") is False:
-        pipeline.status = PipelineStatus.PAUSED
-    elif changes.get("enabled") is True and pipeline.status == PipelineStatus.PAUSED:
-        pipeline.status = PipelineStatus.IDLE
+            recheck_tasks(session, pipeline, source_access=source_access, default_source_dsn=default_source_dsn)
+        if changes.get("enabled") is False:
+            pipeline.status = PipelineStatus.PAUSED
+        elif changes.get("enabled") is True and pipeline.status == PipelineStatus.PAUSED:
+            pipeline.status = PipelineStatus.IDLE
     _record(session, "pipeline.patch", pipeline, *audit.changed_only(before, audit.snapshot(pipeline, AUDITED_FIELDS)))
-    _commit_unique_name(session)
     return pipeline
 
 
@@ -189,11 +190,8 @@ def pause_pipeline(session: Session, pipeline_id: uuid.UUID) -> Pipeline:
     withdraw_pending_retries(session, pipeline_id, "a pause")
     pipeline = get_pipeline(session, pipeline_id, for_update=True)
     _record(session, "pipeline.pause", pipeline, {"status": pipeline.status}, {"status": PipelineStatus.PAUSED})
-    if pipeline.status == PipelineStatus.PAUSED:
-        session.commit()  # an already paused pipeline may still have a run stopping: keep its request
-        return pipeline
+    # An already paused pipeline may still have a run stopping: its stop request above stays.
     pipeline.status = PipelineStatus.PAUSED
-    session.commit()
     return pipeline
 
 
@@ -217,7 +215,6 @@ def _check(
         if exclude_id is not None:
             clash = clash.where(Pipeline.id != exclude_id)
         if session.scalar(clash) is not None:
-            session.rollback()
             raise NameTaken()
     if "source_query" in values:
         check_source_query(values["source_query"])
@@ -245,22 +242,12 @@ def _check_type(session: Session, pipeline_type: str, mode: str, pipeline_id: uu
     from .tasks import count_tasks
 
     if pipeline_type == "PYTHON" and mode != "full":
-        session.rollback()
         raise InvalidPipeline("PYTHON pipelines load in full mode only")
     if pipeline_type != "PYTHON" and pipeline_id is not None and (tasks := count_tasks(session, pipeline_id)):
-        session.rollback()
         raise InvalidPipeline(f"this pipeline has {tasks} task(s), which only PYTHON pipelines run: "
                               "remove them first (PUT .../tasks with [])")
 
 
-def _commit_unique_name(session: Session) -> None:
-    try:
-        session.commit()
-    except IntegrityError as error:
-        session.rollback()
-        if "etl_pipelines_name_key" in str(error.orig):
-            raise NameTaken() from None
-        raise
 
 
 def pipeline_settings(session: Session, pipeline_id: uuid.UUID) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select, true
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from ..db.models import Pipeline, PipelineRun, RunStatus
 from ..warehouse.load import LoadError
@@ -28,7 +28,7 @@ from .sql_guard import check_source_query
 
 
 def reconcile_pipeline(
-    session: Session,
+    sessions: sessionmaker[Session],
     pipeline_id: uuid.UUID,
     source_dsn: str,
     statement_timeout_s: float,
@@ -40,7 +40,27 @@ def reconcile_pipeline(
     rather than queued: slow sources must not tie up every thread that also answers health checks.
 
     A pipeline reading a named source connection (opened with source_access) is compared by merging
-    two ordered key streams, one from that database and one from the warehouse (read as source_dsn)."""
+    two ordered key streams, one from that database and one from the warehouse (read as source_dsn).
+
+    Takes the session factory, not a session: the pipeline is read in a short transaction of its own,
+    ended before the comparison, so no metadata transaction is held while the databases compute."""
+    with sessions() as session:
+        query, target, named = _what_to_compare(session, pipeline_id, source_access)
+    if slots is not None and not slots.acquire(blocking=False):
+        raise ServiceBusy("too many reconciliations are running; try again in a few seconds")
+    try:
+        if named is not None:
+            return reconcile_streams(named.dsn, source_dsn, check_source_query(query), target,
+                                     named.statement_timeout_s or statement_timeout_s)
+        return reconcile(source_dsn, check_source_query(query), target, statement_timeout_s, source_role)
+    except (LoadError, InvalidSourceQuery) as error:
+        raise ReconcileFailed(f"cannot reconcile: {error}") from None
+    finally:
+        if slots is not None:
+            slots.release()
+
+
+def _what_to_compare(session: Session, pipeline_id: uuid.UUID, source_access: SourceAccess | None):
     pipeline = get_pipeline(session, pipeline_id)
     query, target = pipeline.source_query, pipeline.target_table
     named = None
@@ -54,22 +74,10 @@ def reconcile_pipeline(
         if source_access is None:
             raise ReconcileFailed("cannot reconcile: the pipeline reads a source connection this caller cannot open")
         try:
-            named = resolve_source(session, source_access, connection_id, check=False)
+            named = resolve_source(session, source_access, connection_id)
         except DomainError as error:
             raise ReconcileFailed(f"cannot reconcile: {error}") from None
-    session.rollback()  # hold no metadata transaction while the warehouse computes
-    if slots is not None and not slots.acquire(blocking=False):
-        raise ServiceBusy("too many reconciliations are running; try again in a few seconds")
-    try:
-        if named is not None:
-            return reconcile_streams(named.dsn, source_dsn, check_source_query(query), target,
-                                     named.statement_timeout_s or statement_timeout_s)
-        return reconcile(source_dsn, check_source_query(query), target, statement_timeout_s, source_role)
-    except (LoadError, InvalidSourceQuery) as error:
-        raise ReconcileFailed(f"cannot reconcile: {error}") from None
-    finally:
-        if slots is not None:
-            slots.release()
+    return query, target, named
 
 
 @dataclass(frozen=True)

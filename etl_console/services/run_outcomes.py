@@ -130,10 +130,9 @@ def _count_final_failure(conn: Connection, run_id: uuid.UUID, pipeline_id: uuid.
     log.warning("pipeline %s auto-paused after %s consecutive failed runs", pipeline_id, row.consecutive_failures)
     alert_events.emit(conn, alert_events.AUTO_PAUSED, pipeline_id=pipeline_id, run_id=run_id,
                       error=f"paused after {row.consecutive_failures} consecutive failed runs; last error: {error}")
-    # The Session works in a savepoint of this transaction: its commit releases the savepoint only.
-    with Session(bind=conn, join_transaction_mode="create_savepoint") as session:
+    # A Session joined to the runner's transaction, which commits or rolls back the row with the outcome.
+    with Session(bind=conn, join_transaction_mode="rollback_only") as session:
         audit.record(session, "pipeline.auto_pause", object_type="pipeline", object_id=pipeline_id,
                      object_name=row.name, before={"status": row.status, "consecutive_failures": row.consecutive_failures},
                      after={"status": PipelineStatus.PAUSED, "last_run_id": str(run_id)}, actor=audit.SYSTEM)
-        session.commit()
 

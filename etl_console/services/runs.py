@@ -14,6 +14,7 @@ from ..runner.wakeup import notify_queued
 from . import audit
 from .errors import RunNotFound
 from .pipelines import get_pipeline
+from .savepoint import savepoint
 
 
 # A paused run stops within a batch and a second: "pause, then run" waits this long for it.
@@ -32,20 +33,35 @@ def request_run(
     """
     deadline = time.monotonic() + wait_for_stopping_s
     while True:
-        if trigger == "manual":  # a manual run starts now, in place of a retry waiting out its backoff
-            from .retries import withdraw_pending_retries
+        try:
+            with savepoint(session):
+                return _queue_run(session, pipeline_id, trigger)
+        except _StillStopping:  # the savepoint's rollback let go of the pipeline row: the run can record its end
+            if time.monotonic() >= deadline:
+                return get_pipeline(session, pipeline_id), False
+            time.sleep(0.1)
+        except (_AlreadyRunning, IntegrityError):  # IntegrityError: another request queued one after our check
+            return get_pipeline(session, pipeline_id), False
 
-            withdraw_pending_retries(session, pipeline_id, "a manual run")
-        pipeline = get_pipeline(session, pipeline_id, for_update=True)
-        if pipeline.status == PipelineStatus.RUNNING:
-            session.rollback()
-            return pipeline, False
-        if active_run(session, pipeline.id) is None:
-            break
-        session.rollback()  # release the pipeline row: the stopping run must record its end
-        if time.monotonic() >= deadline:
-            return pipeline, False
-        time.sleep(0.1)
+
+class _StillStopping(Exception):
+    """A paused run is still stopping; the attempt is rolled back to its savepoint."""
+
+
+class _AlreadyRunning(Exception):
+    """Nothing to queue; the attempt (a withdrawn retry included) is rolled back to its savepoint."""
+
+
+def _queue_run(session: Session, pipeline_id: uuid.UUID, trigger: str) -> tuple[Pipeline, bool]:
+    if trigger == "manual":  # a manual run starts now, in place of a retry waiting out its backoff
+        from .retries import withdraw_pending_retries
+
+        withdraw_pending_retries(session, pipeline_id, "a manual run")
+    pipeline = get_pipeline(session, pipeline_id, for_update=True)
+    if pipeline.status == PipelineStatus.RUNNING:
+        raise _AlreadyRunning()
+    if active_run(session, pipeline.id) is not None:
+        raise _StillStopping()
     pipeline.status = PipelineStatus.RUNNING
     run_id = uuid.uuid4()
     session.add(PipelineRun(id=run_id, pipeline_id=pipeline.id, status=RunStatus.RUNNING, trigger=trigger))
@@ -53,11 +69,6 @@ def request_run(
         audit.record(session, "pipeline.run", object_type="pipeline", object_id=pipeline.id,
                      object_name=pipeline.name, after={"run_id": run_id})
     notify_queued(session)  # idle runners on every host wake at commit
-    try:
-        session.commit()
-    except IntegrityError:
-        session.rollback()
-        return get_pipeline(session, pipeline_id), False
     return pipeline, True
 
 

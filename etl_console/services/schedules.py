@@ -11,7 +11,7 @@ from datetime import datetime
 
 from croniter import CroniterBadDateError, croniter
 from sqlalchemy import func, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from ..db.models import Pipeline, PipelineStatus
 from . import audit
@@ -51,19 +51,22 @@ def set_schedule(session: Session, pipeline_id: uuid.UUID, expression: str | Non
                  object_name=pipeline.name, before={"schedule": before}, after={"schedule": pipeline.schedule})
     # Ticks before now are not owed: the first fire is the next tick from here.
     pipeline.schedule_last_tick = session.scalar(select(func.now())) if pipeline.schedule else None
-    session.commit()
     return pipeline
 
 
-def fire_due(session: Session) -> list[uuid.UUID]:
-    """Queue a run for every enabled, unpaused pipeline whose latest tick is not yet fired."""
-    now = session.scalar(select(func.now()))
-    candidates = session.execute(
-        select(Pipeline.id, Pipeline.schedule, Pipeline.schedule_last_tick)
-        .where(Pipeline.schedule.is_not(None), Pipeline.enabled.is_(True), Pipeline.status != PipelineStatus.PAUSED)
-        .order_by(Pipeline.id)
-    ).all()
-    session.rollback()
+def fire_due(sessions: sessionmaker[Session]) -> list[uuid.UUID]:
+    """Queue a run for every enabled, unpaused pipeline whose latest tick is not yet fired.
+
+    A runner's unit of work, so it takes the session factory: each tick is claimed and its run
+    queued in one short transaction per pipeline, and the claim makes each tick fire once across
+    every runner."""
+    with sessions() as session:
+        now = session.scalar(select(func.now()))
+        candidates = session.execute(
+            select(Pipeline.id, Pipeline.schedule, Pipeline.schedule_last_tick)
+            .where(Pipeline.schedule.is_not(None), Pipeline.enabled.is_(True), Pipeline.status != PipelineStatus.PAUSED)
+            .order_by(Pipeline.id)
+        ).all()
     fired = []
     for pipeline_id, schedule, last_tick in candidates:
         try:
@@ -72,20 +75,20 @@ def fire_due(session: Session) -> list[uuid.UUID]:
             continue  # an expression that never fires must not stop the others
         if last_tick is not None and tick <= last_tick:
             continue
-        claimed = session.execute(
-            update(Pipeline)
-            .where(
-                Pipeline.id == pipeline_id,
-                Pipeline.schedule == schedule,
-                or_(Pipeline.schedule_last_tick.is_(None), Pipeline.schedule_last_tick < tick),
-            )
-            .values(schedule_last_tick=tick)
-            .returning(Pipeline.id)
-        ).first()
-        session.commit()
-        if claimed is None:
-            continue  # another runner fired this tick
-        _, queued = request_run(session, pipeline_id, trigger="schedule")
+        with sessions.begin() as session:
+            claimed = session.execute(
+                update(Pipeline)
+                .where(
+                    Pipeline.id == pipeline_id,
+                    Pipeline.schedule == schedule,
+                    or_(Pipeline.schedule_last_tick.is_(None), Pipeline.schedule_last_tick < tick),
+                )
+                .values(schedule_last_tick=tick)
+                .returning(Pipeline.id)
+            ).first()
+            if claimed is None:
+                continue  # another runner fired this tick
+            _, queued = request_run(session, pipeline_id, trigger="schedule")
         if queued:
             fired.append(pipeline_id)
     return fired

@@ -51,7 +51,6 @@ def set_watermark(session: Session, pipeline_id: uuid.UUID, watermark: str | Non
     pipeline = get_pipeline(session, pipeline_id, for_update=True)
     # A paused run that is still stopping holds the watermark row too: wait for it to end.
     if pipeline.status == PipelineStatus.RUNNING or active_run(session, pipeline.id) is not None:
-        session.rollback()
         raise PipelineBusy("Cannot change the state of a pipeline while it is RUNNING")
     state = session.scalars(
         select(PipelineState).where(PipelineState.pipeline_id == pipeline.id).with_for_update()
@@ -69,5 +68,5 @@ def set_watermark(session: Session, pipeline_id: uuid.UUID, watermark: str | Non
     audit.record(session, "pipeline.state.reset" if watermark is None else "pipeline.state.set", object_type="pipeline",
                  object_id=pipeline.id, object_name=pipeline.name, before={"watermark": old},
                  after={"watermark": watermark})
-    session.commit()
+    session.flush()
     return get_state(session, pipeline_id)

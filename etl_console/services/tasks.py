@@ -57,10 +57,8 @@ def replace_tasks(
     checked end to end; without one only kinds and configs are."""
     pipeline = get_pipeline(session, pipeline_id, for_update=True)
     if pipeline.status == PipelineStatus.RUNNING:
-        session.rollback()
         raise PipelineBusy()
     if tasks and pipeline.type != PYTHON:
-        session.rollback()
         raise InvalidTasks(f"tasks run only in PYTHON pipelines; this one is type {pipeline.type} "
                            "(PATCH its type to PYTHON first)")
     if len(tasks) > MAX_TASKS:
@@ -77,7 +75,7 @@ def replace_tasks(
     audit.record(session, "pipeline.tasks.put", object_type="pipeline", object_id=pipeline.id,
                  object_name=pipeline.name, before={"tasks": before},
                  after={"tasks": [{"kind": kind, "config": config} for kind, config, _ in loaded]})
-    session.commit()
+    session.flush()
     return task_list(session, pipeline.id)
 
 
@@ -93,7 +91,6 @@ def recheck_tasks(session: Session, pipeline: Pipeline, *, source_access: Source
         if source_columns is not None:
             check_task_columns(session, loaded, source_columns, pipeline.target_table)
     except Exception:
-        session.rollback()
         raise
 
 
@@ -155,7 +152,7 @@ def describe_source(session: Session, pipeline: Pipeline, access: SourceAccess |
     if connection_id is not None:
         if access is None:
             return None
-        resolved = resolve_source(session, access, connection_id, check=False)
+        resolved = resolve_source(session, access, connection_id)
         dsn, name, timeout_s = resolved.dsn, f"source connection '{resolved.name}'", access.timeout_s
     elif default_source_dsn:
         dsn, name, timeout_s = default_source_dsn, "the default source", access.timeout_s if access else 10.0

@@ -79,7 +79,7 @@ def test_the_daily_prune_runs_once_across_competing_runners(engine, sql):
     barrier, results = threading.Barrier(3), []
 
     def prune():
-        with Session(engine) as session:
+        with Session(engine) as session, session.begin():  # the runner's unit of work commits
             barrier.wait()
             results.append(audit.prune_if_due(session, 365))
 

@@ -6,7 +6,7 @@ import threading
 import uuid
 
 import pytest
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from etl_console.services import bulk_actions, pipeline_list
 
@@ -36,9 +36,8 @@ def test_four_concurrent_bulk_runs_queue_one_run_per_pipeline(app, sql):
     barrier, outcomes = threading.Barrier(4), []
 
     def run_all(order):
-        with Session(engine) as session:
-            barrier.wait()
-            outcomes.append(bulk_actions.run_many(session, order))
+        barrier.wait()
+        outcomes.append(bulk_actions.run_many(sessionmaker(engine), order))
 
     threads = [threading.Thread(target=run_all, args=(ids[k:] + ids[:k],)) for k in (0, 5, 10, 15)]
     for thread in threads:
@@ -55,8 +54,8 @@ def test_four_concurrent_bulk_runs_queue_one_run_per_pipeline(app, sql):
 def test_pause_many_counts_a_repeated_or_unknown_id_once(app, sql):
     first, second = seed(sql, ["p_one", "p_two"])
     unknown = uuid.uuid4()
-    with Session(app.extensions["etl"].database.engine) as session:
-        outcome = bulk_actions.pause_many(session, [first, first, second, unknown])
+    outcome = bulk_actions.pause_many(sessionmaker(app.extensions["etl"].database.engine),
+                                      [first, first, second, unknown])
     assert outcome.summary() == "2 paused, 1 not found"
     assert sql("SELECT DISTINCT status FROM etl_pipelines") == [("PAUSED",)]
 

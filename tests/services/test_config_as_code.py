@@ -27,6 +27,12 @@ def context(app, source_url):
     return config_service.context_for(state.config, state.database, environ=environ)
 
 
+def apply(engine, document, context, **options):
+    """As the API's request and the CLI do: apply in a transaction the caller commits."""
+    with Session(engine, expire_on_commit=False) as session, session.begin():
+        return config_service.apply(session, document, context, **options)
+
+
 def export(engine, names=None) -> str:
     with Session(engine) as session:
         return config_service.export_yaml(session, names)
@@ -93,10 +99,10 @@ def test_round_trip_on_an_empty_database_is_byte_identical(engine, context, worl
     before = export(engine)
     _truncate(dsn)
     assert export(engine) == "alert_channels: []\nconnections: []\npipelines: []\nversion: 1\n"
-    result = config_service.apply(engine, before, context)
+    result = apply(engine, before, context)
     assert result.summary() == {"create": 4, "update": 0, "delete": 0}
     assert export(engine) == before
-    again = config_service.apply(engine, before, context)  # the same file twice: nothing to do
+    again = apply(engine, before, context)  # the same file twice: nothing to do
     assert not again.has_changes
     assert not config_service.plan(engine, before, context).has_changes
 
@@ -111,7 +117,7 @@ def test_plan_reports_field_changes_and_apply_makes_them(engine, context, world,
     assert "batch_size: 500 -> 250" in result.render()
     assert client.get(f"/api/v1/pipelines/{world['film_dim_full']}").get_json()["batch_size"] == 500  # plan wrote nothing
     audited_before = sql("SELECT count(*) FROM etl_audit_log")[0][0]
-    config_service.apply(engine, text, context)
+    apply(engine, text, context)
     assert client.get(f"/api/v1/pipelines/{world['film_dim_full']}").get_json()["batch_size"] == 250
     assert not config_service.plan(engine, text, context).has_changes
     rows = sql("SELECT action, object_name, after FROM etl_audit_log ORDER BY id OFFSET %s", (audited_before,))
@@ -137,13 +143,13 @@ def test_plan_and_apply_of_alerts_retries_and_upstreams(engine, context, world, 
         ("film_dim_full", "freshness_minutes"): (90, None),
         ("ratings_full", "upstreams"): (["film_dim_full"], []),
     }
-    config_service.apply(engine, text, context)
+    apply(engine, text, context)
     assert not config_service.plan(engine, text, context).has_changes
     assert client.get(f"/api/v1/pipelines/{world['ratings_full']}/upstreams").get_json()["upstreams"] == []
     document["pipelines"][0]["upstreams"] = ["ratings_full"]
     document["pipelines"][1]["upstreams"] = ["film_dim_full"]
     with pytest.raises(config_service.ConfigRefused) as cycle:
-        config_service.apply(engine, yaml.safe_dump(document), context)
+        apply(engine, yaml.safe_dump(document), context)
     assert "ratings_full" in str(cycle.value) and "nothing was changed" in str(cycle.value)
 
 
@@ -155,7 +161,7 @@ def test_a_document_with_one_invalid_pipeline_changes_nothing(engine, context, w
                                   "source_query": FILM_DIM_QUERY})
     document["pipelines"].append({"name": "bad_one", "target_table": "analytics.nope", "source_query": "SELECT 1"})
     with pytest.raises(config_service.ConfigDocumentInvalid) as refused:
-        config_service.apply(engine, yaml.safe_dump(document), context)
+        apply(engine, yaml.safe_dump(document), context)
     assert "pipelines.bad_one.target_table: target_table 'analytics.nope' is not allowed" in str(refused.value)
     assert export(engine) == before
 
@@ -169,7 +175,7 @@ def test_a_service_refusal_names_the_pipeline_and_rolls_everything_back(engine, 
                                   "source_connection": "production",
                                   "source_query": "SELECT id AS film_id, no_such_column FROM content.film_work"})
     with pytest.raises(config_service.ConfigRefused) as refused:
-        config_service.apply(engine, yaml.safe_dump(document), context)
+        apply(engine, yaml.safe_dump(document), context)
     assert str(refused.value).startswith("pipeline 'zz_missing_column': ")
     assert export(engine) == before
 
@@ -191,7 +197,7 @@ def test_prune_deletes_only_what_the_file_does_not_name(engine, context, world, 
     assert not config_service.plan(engine, text, context).has_changes  # without prune nothing is deleted
     result = config_service.plan(engine, text, context, prune=True)
     assert [(c.kind, c.name, c.action) for c in result.changes] == [("pipeline", "ratings_full", "delete")]
-    config_service.apply(engine, text, context, prune=True)
+    apply(engine, text, context, prune=True)
     names = [p["name"] for p in client.get("/api/v1/pipelines/").get_json()]
     assert names == ["film_dim_full"]
     assert [c["name"] for c in client.get("/api/v1/connections/").get_json()] == ["production"]
@@ -204,7 +210,7 @@ def test_a_running_pipeline_is_refused_and_nothing_changes(engine, context, worl
     text = before.replace("batch_size: 500", "batch_size: 250").replace("enabled: false", "enabled: true")
     assert "is RUNNING" in " ".join(config_service.plan(engine, text, context).warnings)
     with pytest.raises(config_service.ConfigBusy) as refused:
-        config_service.apply(engine, text, context)
+        apply(engine, text, context)
     assert "'film_dim_full'" in str(refused.value) and "nothing was changed" in str(refused.value)
     assert export(engine) == before
 
@@ -245,6 +251,6 @@ def test_a_deadlock_with_a_finishing_run_is_a_retryable_refusal(engine, context,
     raise_deadlock = "DO $$ BEGIN RAISE EXCEPTION 'deadlock detected' USING ERRCODE = '40P01'; END $$"
     monkeypatch.setattr(apply_module, "_lock_pipelines", lambda session: session.execute(text(raise_deadlock)))
     with pytest.raises(config_service.ConfigBusy) as refused:
-        config_service.apply(engine, before.replace("batch_size: 500", "batch_size: 250"), context)
+        apply(engine, before.replace("batch_size: 500", "batch_size: 250"), context)
     assert "apply it again" in str(refused.value)
     assert export(engine) == before

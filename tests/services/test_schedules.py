@@ -4,7 +4,7 @@ from __future__ import annotations
 import threading
 
 import pytest
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import sessionmaker
 
 from etl_console.services import schedules
 from etl_console.services.errors import InvalidSchedule
@@ -21,9 +21,8 @@ def fire_concurrently(app, copies: int) -> list:
     barrier, results = threading.Barrier(copies), []
 
     def fire():
-        with Session(engine) as session:
-            barrier.wait()
-            results.extend(schedules.fire_due(session))
+        barrier.wait()
+        results.extend(schedules.fire_due(sessionmaker(engine)))
 
     threads = [threading.Thread(target=fire) for _ in range(copies)]
     for thread in threads:

@@ -1,14 +1,13 @@
 """Carry a plan out in one transaction, through the same services the API calls.
 
-The services commit their own work; here they run in a Session joined to an outer transaction in
-"create_savepoint" mode, so each of their commits only releases a savepoint and the outer
-transaction, committed at the end or rolled back on the first refusal, makes the whole document
-all or nothing. `plan` runs the very same steps and always rolls back: its errors are apply's.
+The services only flush, so `apply` runs every change in its caller's transaction (the request's,
+or the CLI's): committed by the caller at the end, or rolled back on the first refusal, which makes
+the whole document all or nothing. `plan` runs the very same steps in a session of its own that is
+never committed: its errors are apply's.
 """
 from __future__ import annotations
 
 import os
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
@@ -51,19 +50,20 @@ def context_for(config, database, *, environ: Mapping[str, str] | None = None) -
 def plan(engine: Engine, document: str | bytes | dict, context: ConfigContext, *, prune: bool = False) -> Plan:
     """What apply would do; raises what apply would raise (except that a RUNNING pipeline is a warning)."""
     desired = load(document, context.allowed_targets)
-    with _transaction(engine) as session:
+    with Session(engine, expire_on_commit=False) as session:  # closed uncommitted: all of it rolled back
         result = diff(session, desired, prune=prune, context=context)
         busy = _busy(session, result)
         result.warnings += [f"pipeline '{name}' is RUNNING: apply will refuse until its run ends" for name in busy]
         _execute(session, result, context, skip=set(busy))
-    return result  # _transaction rolled it all back
+    return result
 
 
-def apply(engine: Engine, document: str | bytes | dict, context: ConfigContext, *, prune: bool = False) -> Plan:
-    """Apply the document, all or nothing; ConfigBusy when a pipeline to change or delete is RUNNING."""
+def apply(session: Session, document: str | bytes | dict, context: ConfigContext, *, prune: bool = False) -> Plan:
+    """Apply the document in the caller's transaction, which commits it (or, after an error, rolls
+    it back); ConfigBusy when a pipeline to change or delete is RUNNING."""
     desired = load(document, context.allowed_targets)
     try:
-        return _apply(engine, desired, context, prune=prune)
+        return _apply(session, desired, context, prune=prune)
     except DBAPIError as error:
         # A runner recording an outcome locks a pipeline, then the pipelines after it: that order can
         # meet this one's, and PostgreSQL then ends one of the two transactions. Ours changed nothing.
@@ -76,34 +76,17 @@ def apply(engine: Engine, document: str | bytes | dict, context: ConfigContext, 
 DEADLOCK_OR_SERIALIZATION = ("40P01", "40001")
 
 
-def _apply(engine: Engine, desired: dict, context: ConfigContext, *, prune: bool) -> Plan:
-    with _transaction(engine, commit=True) as session:
-        _lock_pipelines(session)
-        result = diff(session, desired, prune=prune, context=context)
-        if busy := _busy(session, result):
-            raise ConfigBusy(f"Cannot apply the configuration: pipeline(s) {', '.join(map(repr, busy))} "
-                             "RUNNING would be changed or deleted; nothing was changed (retry when the run ends, "
-                             "or pause the pipeline first)")
-        _execute(session, result, context)
-        if result.has_changes:
-            _audit(session, result, context)
+def _apply(session: Session, desired: dict, context: ConfigContext, *, prune: bool) -> Plan:
+    _lock_pipelines(session)
+    result = diff(session, desired, prune=prune, context=context)
+    if busy := _busy(session, result):
+        raise ConfigBusy(f"Cannot apply the configuration: pipeline(s) {', '.join(map(repr, busy))} "
+                         "RUNNING would be changed or deleted; nothing was changed (retry when the run ends, "
+                         "or pause the pipeline first)")
+    _execute(session, result, context)
+    if result.has_changes:
+        _audit(session, result, context)
     return result
-
-
-@contextmanager
-def _transaction(engine: Engine, *, commit: bool = False):
-    with engine.connect() as connection:
-        outer = connection.begin()
-        session = Session(bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False)
-        try:
-            yield session
-            if commit:
-                session.commit()  # releases the last savepoint into the outer transaction
-                outer.commit()
-        finally:
-            session.close()
-            if outer.is_active:
-                outer.rollback()
 
 
 def _lock_pipelines(session: Session) -> None:
