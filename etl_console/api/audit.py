@@ -63,7 +63,14 @@ def parse_since(value: str) -> datetime:
             [validation_error("datetime_from_date_parsing", ["query", "since"],
                               "Input should be a valid datetime, e.g. 2026-11-29T10:00:00Z", value)]
         ) from None
-    return since if since.tzinfo else since.replace(tzinfo=timezone.utc)
+    if since.tzinfo is None:
+        return since.replace(tzinfo=timezone.utc)
+    # In UTC: PostgreSQL refuses offsets beyond ±15:59, which ISO 8601 allows up to ±23:59. An instant
+    # outside datetime's range in UTC is before (or after) every entry.
+    try:
+        return since.astimezone(timezone.utc)
+    except OverflowError:
+        return (datetime.min if since.year == 1 else datetime.max).replace(tzinfo=timezone.utc)
 
 
 @blp.route("", methods=["GET"])
