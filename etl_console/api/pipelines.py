@@ -30,9 +30,10 @@ blp = Blueprint(
 )
 
 
-# GET by id reads the answer's columns only, as one autocommit statement outside the request's
-# session: the ORM's load of all columns, the session and its BEGIN/COMMIT cost more than the rest
-# of the request (services.pipelines.get_pipeline is the same lookup, for callers that write).
+# GET by id reads the answer's columns only, with one statement outside the request's session
+# (Database.read_one): the ORM's load of every column, the session and its BEGIN, COMMIT and ping
+# round trips cost more than the rest of the request. services.pipelines.get_pipeline is the same
+# lookup, in the request's transaction, for callers that go on to write.
 _PIPELINE_OUT_BY_ID = select(
     *(Pipeline.__table__.c[field.attribute or name] for name, field in PipelineOutSchema().fields.items())
 ).where(Pipeline.__table__.c.id == bindparam("pipeline_id"))
@@ -78,8 +79,7 @@ class PipelineById(MethodView):
     @blp.alt_response(422, **VALIDATION)
     def get(self, pipeline_id):
         """Get a pipeline"""
-        with current_etl().database.autocommit_connection() as connection:
-            row = connection.execute(_PIPELINE_OUT_BY_ID, {"pipeline_id": pipeline_id}).one_or_none()
+        row = current_etl().database.read_one(_PIPELINE_OUT_BY_ID, {"pipeline_id": pipeline_id})
         if row is None:
             raise PipelineNotFound()
         return row._mapping

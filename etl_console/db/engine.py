@@ -1,13 +1,13 @@
 """Engines and sessions. Nothing connects until asked."""
 from __future__ import annotations
 
+import contextvars
 import threading
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Iterator
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Engine, Executable, Row, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, InvalidatePoolError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
@@ -53,9 +53,11 @@ class Database:
         warehouse = sqlalchemy_url(config.warehouse_url) if config.warehouse_url else url
         # One pooled connection per request thread: with fewer, every burst opened overflow connections
         # and closed them at check-in (a new server backend each time, for nothing).
-        # pool_pre_ping: a pooled connection the server ended is replaced before a request gets it. A
-        # cheaper check (ping only when the socket looked closed) lost that race on TCP: a 500.
-        engine = create_engine(url, pool_pre_ping=True, pool_size=max(5, config.threads), max_overflow=10)
+        # _ping_on_checkout is pool_pre_ping's check: a pooled connection the server ended is replaced
+        # before a request gets it. A cheaper check (ping only when the socket looked closed) lost that
+        # race on TCP: a 500. read_one alone skips it, and reads again on a new connection instead.
+        engine = create_engine(url, pool_size=max(5, config.threads), max_overflow=10)
+        event.listen(engine, "checkout", _ping_on_checkout(engine.dialect))
         event.listen(engine, "checkin", _end_autocommit)
         database = cls(url, warehouse, engine, sessionmaker(engine, expire_on_commit=False))
         if config.source_url:
@@ -80,13 +82,20 @@ class Database:
         )
         return login_url(self.warehouse_url, DEFAULT_LOGIN, password)
 
-    @contextmanager
-    def autocommit_connection(self) -> Iterator[Connection]:
-        """A pooled connection whose statements are each their own transaction, for a read of one
-        statement: it saves the BEGIN and COMMIT round trips (_end_autocommit restores the pool's)."""
-        with self.engine.connect() as connection:
-            connection.connection.dbapi_connection.autocommit = True
-            yield connection
+    def read_one(self, statement: Executable, parameters: dict) -> Row | None:
+        """The row of a one-statement read, or None. Autocommit (the statement is its own transaction)
+        saves the BEGIN and COMMIT round trips, and no ping precedes it: a pooled connection the server
+        ended fails the statement instead, and it is read again on a new connection (a disconnect
+        makes the pool drop every connection older than it)."""
+        skip_ping = _skip_ping.set(True)
+        try:
+            return _read_one_autocommit(self.engine, statement, parameters)
+        except DBAPIError as error:
+            if not error.connection_invalidated:
+                raise
+        finally:
+            _skip_ping.reset(skip_ping)
+        return _read_one_autocommit(self.engine, statement, parameters)
 
     def unpooled_engine(self) -> Engine:
         """For the runner: it must hold no connection while idle."""
@@ -105,8 +114,31 @@ class Database:
         self.engine.dispose()
 
 
+_skip_ping: contextvars.ContextVar[bool] = contextvars.ContextVar("etl_skip_ping", default=False)
+
+
+def _ping_on_checkout(dialect):
+    def ping(dbapi_connection, _record, _proxy) -> None:
+        if _skip_ping.get():
+            return
+        try:
+            dialect.do_ping(dbapi_connection)
+        except dialect.loaded_dbapi.Error as error:
+            if dialect.is_disconnect(error, dbapi_connection, None):
+                raise InvalidatePoolError() from error  # as pool_pre_ping: reconnect, drop older connections
+            raise
+
+    return ping
+
+
+def _read_one_autocommit(engine: Engine, statement: Executable, parameters: dict) -> Row | None:
+    with engine.connect() as connection:
+        connection.connection.dbapi_connection.autocommit = True
+        return connection.execute(statement, parameters).one_or_none()
+
+
 def _end_autocommit(dbapi_connection, _record) -> None:
-    """Back in the pool, a connection from autocommit_connection opens transactions again."""
+    """Back in the pool, a connection read_one used opens transactions again."""
     if dbapi_connection is not None and dbapi_connection.autocommit:
         dbapi_connection.autocommit = False
 
