@@ -2,8 +2,9 @@
 
 A pipeline is IDLE, RUNNING (a run is queued or executing), PAUSED or FAILED (its last run failed);
 a run is RUNNING (queued until a runner claims it), SUCCESS or FAILED. The transitions below are the
-only statements that move them; services (ORM sessions) and the runner (Core connections) both call
-them, since each takes anything with .execute(). Alert deliveries have their own small vocabulary.
+only statements that move them: the runner's (Core connections; each takes anything with .execute())
+and the services' (a loaded Pipeline, flushed with the rest of their change). Alert deliveries have
+their own small vocabulary.
 """
 from __future__ import annotations
 
@@ -91,3 +92,26 @@ def pipeline_queued(executor, pipeline_id: uuid.UUID) -> None:
 
 def pipeline_auto_paused(executor, pipeline_id: uuid.UUID) -> None:
     executor.execute(_AUTO_PAUSED, {"pipeline_id": pipeline_id})
+
+
+# The services' transitions, on a loaded Pipeline ----------------------------------------------------
+def status_when_created(enabled: bool | None) -> PipelineStatus:
+    return PAUSED if enabled is False else IDLE
+
+
+def run_requested(pipeline) -> None:
+    """A run is queued (or waits for a runner): the pipeline is RUNNING until it ends."""
+    pipeline.status = RUNNING
+
+
+def paused(pipeline) -> None:
+    """Paused at once; a run in flight is stopped by its cancel request, and its end keeps PAUSED."""
+    pipeline.status = PAUSED
+
+
+def enabled_changed(pipeline, enabled: bool) -> None:
+    """Disabling pauses; enabling resumes a paused pipeline as IDLE (a FAILED one keeps its status)."""
+    if enabled is False:
+        pipeline.status = PAUSED
+    elif enabled is True and pipeline.status == PAUSED:
+        pipeline.status = IDLE

@@ -9,6 +9,7 @@ from sqlalchemy import bindparam, select, text, tuple_, update
 from sqlalchemy.orm import Session
 
 from ..db.models import Pipeline, PipelineRun, PipelineStatus, RunStatus
+from .. import lifecycle
 from . import audit
 from .errors import InvalidPipeline, NameTaken, PipelineBusy, PipelineNotFound, TargetNotAllowed
 from .connections import SourceAccess, check_pipeline_source, effective_connection_id, pipeline_source_connection
@@ -104,7 +105,7 @@ def create_pipeline(
                               values.get("incremental_key") if values.get("mode") == "incremental" else None,
                               columns_fit=values.get("type", "SQL") != "PYTHON")
     pipeline = Pipeline(id=uuid.uuid4(), source_connection_id=connection_id, **values)
-    pipeline.status = PipelineStatus.IDLE if pipeline.enabled is not False else PipelineStatus.PAUSED
+    pipeline.status = lifecycle.status_when_created(pipeline.enabled)
     with savepoint(session, UNIQUE_NAME):
         session.add(pipeline)
     _record(session, "pipeline.create", pipeline, after=audit.snapshot(pipeline, AUDITED_FIELDS))
@@ -167,10 +168,8 @@ def update_pipeline(
             from .tasks import recheck_tasks
 
             recheck_tasks(session, pipeline, source_access=source_access, default_source_dsn=default_source_dsn)
-        if changes.get("enabled") is False:
-            pipeline.status = PipelineStatus.PAUSED
-        elif changes.get("enabled") is True and pipeline.status == PipelineStatus.PAUSED:
-            pipeline.status = PipelineStatus.IDLE
+        if "enabled" in changes:
+            lifecycle.enabled_changed(pipeline, changes["enabled"])
     _record(session, "pipeline.patch", pipeline, *audit.changed_only(before, audit.snapshot(pipeline, AUDITED_FIELDS)))
     return pipeline
 
@@ -191,7 +190,7 @@ def pause_pipeline(session: Session, pipeline_id: uuid.UUID) -> Pipeline:
     pipeline = get_pipeline(session, pipeline_id, for_update=True)
     _record(session, "pipeline.pause", pipeline, {"status": pipeline.status}, {"status": PipelineStatus.PAUSED})
     # An already paused pipeline may still have a run stopping: its stop request above stays.
-    pipeline.status = PipelineStatus.PAUSED
+    lifecycle.paused(pipeline)
     return pipeline
 
 

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, aliased
 
 from ..db.models import Pipeline, PipelineRun, PipelineStatus, RunStatus
 from ..runner.wakeup import notify_queued
+from .. import lifecycle
 from . import audit
 from .errors import RunNotFound
 from .pipelines import get_pipeline
@@ -62,7 +63,7 @@ def _queue_run(session: Session, pipeline_id: uuid.UUID, trigger: str) -> tuple[
         raise _AlreadyRunning()
     if active_run(session, pipeline.id) is not None:
         raise _StillStopping()
-    pipeline.status = PipelineStatus.RUNNING
+    lifecycle.run_requested(pipeline)
     run_id = uuid.uuid4()
     session.add(PipelineRun(id=run_id, pipeline_id=pipeline.id, status=RunStatus.RUNNING, trigger=trigger))
     if trigger == "manual":  # someone asked; scheduled and automatic runs are the runs table's to show
