@@ -80,13 +80,14 @@ def export(names: tuple[str, ...]) -> None:
 def plan(file, prune: bool) -> None:
     """Show what applying FILE ('-' for stdin) would create, change (field by field) and, with
     --prune, delete. Changes nothing. Exit status: 0 no changes, 2 changes, 1 an invalid file."""
+    from .api.config_schemas import load_document
     from .services import config as config_service
     from .services.errors import DomainError
 
     text = _read(file)
     with _opened() as (config, database):
         try:
-            result = config_service.plan(database.engine, text, config_service.context_for(config, database),
+            result = config_service.plan(database.engine, text, config_service.context_for(config, database, load_document),
                                          prune=prune)
         except DomainError as error:
             raise _refusal(error) from None
@@ -102,13 +103,14 @@ def apply(file, prune: bool, yes: bool) -> None:
     """Apply FILE ('-' for stdin) in one transaction: all of it or, on any refusal, nothing.
     Refused while a pipeline it would change or delete is RUNNING. Shows the plan first and asks
     for confirmation unless --yes."""
+    from .api.config_schemas import load_document
     from .services import audit
     from .services import config as config_service
     from .services.errors import DomainError
 
     text = _read(file)
     with _opened() as (config, database):
-        context = config_service.context_for(config, database)
+        context = config_service.context_for(config, database, load_document)
         try:
             planned = config_service.plan(database.engine, text, context, prune=prune)
         except DomainError as error:

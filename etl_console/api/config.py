@@ -12,7 +12,7 @@ import marshmallow as ma
 
 from ..services import config as config_service
 from . import Blueprint, fields
-from .config_schemas import ConfigDocumentSchema
+from .config_schemas import ConfigDocumentSchema, load_document
 from .context import current_etl, db_session
 from .errors import RequestValidationFailed, json_error, validation_error
 from .schemas import DetailErrorSchema, _Input
@@ -89,7 +89,7 @@ def _answer(result: config_service.Plan, *, applied: bool) -> dict:
 
 
 def _context():
-    return config_service.context_for(current_etl().config, current_etl().database)
+    return config_service.context_for(current_etl().config, current_etl().database, load_document)
 
 
 def _run(action, query):

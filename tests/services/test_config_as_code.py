@@ -5,6 +5,7 @@ import pytest
 import yaml
 from sqlalchemy.orm import Session
 
+from etl_console.api.config_schemas import load_document
 from etl_console.services import config as config_service
 from tests.conftest import FILM_DIM_QUERY, _truncate
 from tests.connection_helpers import connection_fields
@@ -24,7 +25,7 @@ def app_overrides():
 def context(app, source_url):
     state = app.extensions["etl"]
     environ = {PASSWORD_ENV: connection_fields(source_url)["password"], SECRET_ENV: WEBHOOK_SECRET}
-    return config_service.context_for(state.config, state.database, environ=environ)
+    return config_service.context_for(state.config, state.database, load_document, environ=environ)
 
 
 def apply(engine, document, context, **options):
@@ -227,14 +228,14 @@ def test_python_tags_are_refused(engine, context, text):
 
 def test_a_connection_password_comes_from_its_variable_and_is_never_shown(engine, context, world, source_url):
     text = export(engine)
-    changed = config_service.ConfigContext(context.allowed_targets, context.source_access, context.default_source_dsn,
+    changed = config_service.ConfigContext(context.allowed_targets, context.load_document, context.source_access, context.default_source_dsn,
                                            {PASSWORD_ENV: "another-password", SECRET_ENV: WEBHOOK_SECRET})
     result = config_service.plan(engine, text, changed)
     (change,) = result.changes
     assert [(f.field, f.old, f.new) for f in change.fields] == [("password", "set", f"changed (from ${PASSWORD_ENV})")]
     assert "another-password" not in result.render()
     assert not config_service.plan(engine, text, context).has_changes  # the same secrets: nothing to do
-    missing = config_service.ConfigContext(context.allowed_targets, context.source_access, context.default_source_dsn, {})
+    missing = config_service.ConfigContext(context.allowed_targets, context.load_document, context.source_access, context.default_source_dsn, {})
     without = config_service.plan(engine, text, missing)
     assert not without.has_changes and len(without.warnings) == 2  # kept, with a warning each
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
@@ -29,27 +29,31 @@ from .registry import KINDS, PIPELINES
 
 @dataclass(frozen=True)
 class ConfigContext:
-    """What the services need besides the session, as the API's views hand it to them."""
+    """What the services need besides the session, as the API's views and the CLI hand it to them."""
 
     allowed_targets: tuple[str, ...]
+    # The document's schema (the API's input schemas, given by the edge: services import no web code);
+    # raises marshmallow.ValidationError.
+    load_document: Callable[[Any], dict]
     source_access: SourceAccess | None = None
     default_source_dsn: str | None = None  # where a PYTHON pipeline's tasks are checked
     environ: Mapping[str, str] = field(default_factory=lambda: os.environ)  # password_env is read here
     smtp_configured: bool = False  # email alert channels need ETL_SMTP_HOST
 
 
-def context_for(config, database, *, environ: Mapping[str, str] | None = None) -> ConfigContext:
+def context_for(config, database, load_document: Callable[[Any], dict], *,
+                environ: Mapping[str, str] | None = None) -> ConfigContext:
     """The context from the service's Config and Database, as the API and the CLI both build it."""
     from ...db.secret_box import box_for
 
     access = SourceAccess(box_for(config), config.connection_test_timeout_s, config.default_source_connection)
-    return ConfigContext(tuple(config.allowed_target_tables), access, database.source_dsn,
+    return ConfigContext(tuple(config.allowed_target_tables), load_document, access, database.source_dsn,
                          os.environ if environ is None else environ, bool(config.smtp_host))
 
 
 def plan(engine: Engine, document: str | bytes | dict, context: ConfigContext, *, prune: bool = False) -> Plan:
     """What apply would do; raises what apply would raise (except that a RUNNING pipeline is a warning)."""
-    desired = load(document, context.allowed_targets)
+    desired = load(document, context.allowed_targets, context.load_document)
     with Session(engine, expire_on_commit=False) as session:  # closed uncommitted: all of it rolled back
         result = diff(session, desired, prune=prune, context=context)
         busy = _busy(session, result)
@@ -61,7 +65,7 @@ def plan(engine: Engine, document: str | bytes | dict, context: ConfigContext, *
 def apply(session: Session, document: str | bytes | dict, context: ConfigContext, *, prune: bool = False) -> Plan:
     """Apply the document in the caller's transaction, which commits it (or, after an error, rolls
     it back); ConfigBusy when a pipeline to change or delete is RUNNING."""
-    desired = load(document, context.allowed_targets)
+    desired = load(document, context.allowed_targets, context.load_document)
     try:
         return _apply(session, desired, context, prune=prune)
     except DBAPIError as error:

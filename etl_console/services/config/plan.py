@@ -3,7 +3,7 @@ field, and (with prune) deleted. Nothing here writes; apply.py carries a plan ou
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from sqlalchemy.orm import Session
 
@@ -88,12 +88,12 @@ def _show(value: Any) -> str:
 
 
 # validating -------------------------------------------------------------------------------------
-def load(document: str | bytes | dict, allowed_targets: Iterable[str]) -> dict[str, dict[str, dict]]:
-    """The whole document checked at once (schemas, then the services' own cheap checks), as
-    {section: {name: normalised item}}; ConfigDocumentInvalid lists every problem found."""
+def load(document: str | bytes | dict, allowed_targets: Iterable[str],
+         load_document: Callable[[Any], dict]) -> dict[str, dict[str, dict]]:
+    """The whole document checked at once (load_document: the API's input schemas, then the
+    services' own cheap checks), as {section: {name: normalised item}}; ConfigDocumentInvalid lists
+    every problem found."""
     import marshmallow as ma
-
-    from ...api.config_schemas import load_document  # the API's own input schemas (marshmallow only)
 
     raw = yaml_io.parse(document) if isinstance(document, (str, bytes)) else document
     problems: list[tuple[tuple, str]] = []
