@@ -70,3 +70,16 @@ def test_fields_without_errors_keep_their_help_alone(client):
         assert described == [help_id]
         assert ("aria-invalid", "true") not in page.fields[name]
     assert not [a for a, _ in page.fields["name"] if a == "aria-describedby"]
+
+
+def test_the_alert_channel_form_describes_its_failed_field(client, token):
+    client.post("/alerts/channels", data={"csrf_token": token, "name": "ops", "kind": "webhook",
+                                          "url": "http://127.0.0.1:9/hook", "secret": "s" * 20})
+    response = client.post("/alerts/channels", data={"csrf_token": token, "name": "ops", "kind": "webhook",
+                                                     "url": "http://127.0.0.1:9/other", "secret": "s" * 20})
+    assert response.status_code == 400
+    page = parse(response)
+    assert ("aria-invalid", "true") in page.fields["name"]
+    assert [value for attribute, value in page.fields["name"] if attribute == "aria-describedby"] == ["name-error"]
+    assert "name-error" in page.ids
+    assert ("aria-invalid", "true") not in page.fields["url"]
