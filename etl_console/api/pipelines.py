@@ -82,7 +82,7 @@ class PipelineById(MethodView):
         row = current_etl().database.read_one(_PIPELINE_OUT_BY_ID, {"pipeline_id": pipeline_id})
         if row is None:
             raise PipelineNotFound()
-        return row._mapping
+        return row
 
     @blp.arguments(PipelineUpdateSchema)
     @blp.response(200, PipelineOutSchema)
