@@ -31,9 +31,11 @@ class AuditQuerySchema(_Input):
     actor = fields.String(metadata={"description": "A token's name, a console user, 'anonymous' or 'system'"})
     action = fields.String(metadata={"description": "An action (pipeline.patch), or a prefix ending in '.' (pipeline.)"})
     # Documented as RFC 3339's date-time without its leap second and lower-case "z", which Python's
-    # reader refuses; ISO 8601's other forms (no offset: UTC, a date alone...) are read too.
+    # reader refuses; ISO 8601's other forms (no offset: UTC, a date alone...) are read too. Or empty,
+    # which means none (a date-time format alone would call "" invalid, and it is accepted).
     since = fields.String(metadata={"description": "ISO-8601 time; entries at or after it (UTC when no offset)",
-                                    "format": "date-time", "pattern": SINCE_PATTERN})
+                                    "pattern": SINCE_PATTERN,
+                                    "anyOf": [{"format": "date-time"}, {"maxLength": 0}]})
     limit = fields.Integer(load_default=DEFAULT_PAGE, ge=1, le=500, metadata={"description": "Page size"})
     # Empty means none (the first page), as it always has here.
     cursor = fields.String(metadata={"description": "Opaque cursor from the previous page's Link header",
