@@ -1,14 +1,9 @@
-"""/api/v1/pipelines: thin views over the services (GET by id reads directly, see below); every error is
-mapped in api.errors."""
+"""/api/v1/pipelines: thin views over the services; every error is mapped in api.errors."""
 from __future__ import annotations
 
 from flask.views import MethodView
-from sqlalchemy import bindparam, select
-
-from ..db.models import Pipeline
 from ..services import pipelines as pipeline_service
 from ..services import runs as run_service
-from ..services.errors import PipelineNotFound
 from . import Blueprint
 from .context import allowed_targets, current_etl, db_session, source_access, wake_runner
 from .parsing import next_page_link, query_cursor
@@ -30,13 +25,8 @@ blp = Blueprint(
 )
 
 
-# GET by id reads the answer's columns only, with one statement outside the request's session
-# (Database.read_one): the ORM's load of every column, the session and its BEGIN, COMMIT and ping
-# round trips cost more than the rest of the request. services.pipelines.get_pipeline is the same
-# lookup, in the request's transaction, for callers that go on to write.
-_PIPELINE_OUT_BY_ID = select(
-    *(Pipeline.__table__.c[field.attribute or name] for name, field in PipelineOutSchema().fields.items())
-).where(Pipeline.__table__.c.id == bindparam("pipeline_id"))
+# What GET by id reads: the answer's columns only (services.pipelines.read_pipeline).
+_OUT_COLUMNS = tuple(field.attribute or name for name, field in PipelineOutSchema().fields.items())
 NOT_FOUND = {"description": "Pipeline not found", "schema": DetailErrorSchema}
 VALIDATION = {"description": "FastAPI-style validation errors", "schema": DetailErrorSchema}
 
@@ -79,10 +69,7 @@ class PipelineById(MethodView):
     @blp.alt_response(422, **VALIDATION)
     def get(self, pipeline_id):
         """Get a pipeline"""
-        row = current_etl().database.read_one(_PIPELINE_OUT_BY_ID, {"pipeline_id": pipeline_id})
-        if row is None:
-            raise PipelineNotFound()
-        return row
+        return pipeline_service.read_pipeline(current_etl().database, pipeline_id, _OUT_COLUMNS)
 
     @blp.arguments(PipelineUpdateSchema)
     @blp.response(200, PipelineOutSchema)

@@ -1,6 +1,7 @@
 """Pipeline configuration and its state transitions (DESIGN.md §1). No HTTP here."""
 from __future__ import annotations
 
+import functools
 import uuid
 from datetime import datetime
 from typing import Any, Iterable
@@ -60,6 +61,23 @@ def list_pipelines(
     if limit is not None:
         query = query.limit(limit)
     return list(session.scalars(query))
+
+
+def read_pipeline(database, pipeline_id: uuid.UUID, columns: tuple[str, ...]) -> dict[str, Any]:
+    """The pipeline's `columns` as {column: value}, for a view that only shows them: one statement of
+    its own (Database.read_one), outside any session. The ORM's load of every column, a session and
+    its BEGIN, COMMIT and ping round trips cost more than the rest of such a request. get_pipeline is
+    the same lookup in the caller's transaction, for callers that go on to change the pipeline."""
+    row = database.read_one(_columns_by_id(columns), {"pipeline_id": pipeline_id})
+    if row is None:
+        raise PipelineNotFound()
+    return row
+
+
+@functools.lru_cache(maxsize=8)
+def _columns_by_id(columns: tuple[str, ...]):
+    table = Pipeline.__table__
+    return select(*(table.c[name] for name in columns)).where(table.c.id == bindparam("pipeline_id"))
 
 
 # Built once: building `Pipeline.id == value` and then its cache key anew cost more CPU per GET
