@@ -9,6 +9,8 @@ import psycopg2
 import pytest
 from psycopg2.extensions import STATUS_BEGIN
 
+from etl_console.extensions import etl_of
+
 
 def test_get_by_id_answers_the_bytes_the_list_has_for_it(client, create_pipeline):
     pipeline = create_pipeline(description="ünïcode \"quoted\"")
@@ -22,7 +24,7 @@ def test_get_by_id_answers_the_bytes_the_list_has_for_it(client, create_pipeline
 
 def test_the_connection_goes_back_to_the_pool_opening_transactions(app, client, create_pipeline):
     pipeline = create_pipeline()
-    engine = app.extensions["etl"].database.engine
+    engine = etl_of(app).database.engine
     engine.dispose()  # the GET's connection is then the pool's only one
     assert client.get(f"/api/v1/pipelines/{pipeline['id']}").status_code == 200
     with engine.connect() as connection:
@@ -34,7 +36,7 @@ def test_the_connection_goes_back_to_the_pool_opening_transactions(app, client, 
 
 def _terminate_the_pools_connection(app, dsn) -> int:
     """Leave the pool one connection, end its server process, and return that process's id."""
-    engine = app.extensions["etl"].database.engine
+    engine = etl_of(app).database.engine
     engine.dispose()
     with engine.connect() as connection:
         pid = connection.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
@@ -56,5 +58,5 @@ def test_a_connection_the_server_ended_costs_no_request_whether_pinged_or_read_a
     ended = _terminate_the_pools_connection(app, dsn)
     answer = client.get(path.format(id=pipeline["id"]))
     assert answer.status_code == 200, answer.get_data(as_text=True)
-    with app.extensions["etl"].database.engine.connect() as connection:
+    with etl_of(app).database.engine.connect() as connection:
         assert connection.exec_driver_sql("SELECT pg_backend_pid()").scalar_one() != ended

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import pytest
 
+from etl_console.extensions import etl_of
+
 
 @pytest.fixture
 def engine(app):
     """The app's metadata engine: services get their sessions and connections from it."""
-    return app.extensions["etl"].database.engine
+    return etl_of(app).database.engine

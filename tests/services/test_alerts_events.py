@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from etl_console.db.models import Pipeline
+from etl_console.extensions import etl_of
 from etl_console.services import alert_events, freshness
 
 pytestmark = pytest.mark.usefixtures("clean_database")
@@ -175,5 +176,5 @@ def test_finished_deliveries_older_than_the_retention_are_deleted(app, engine, c
         "       (gen_random_uuid(), 'old-pending', 'run.failed', %(c)s, '{}', 'PENDING', 9, now() - interval '31 days'),"
         "       (gen_random_uuid(), 'recent', 'run.failed', %(c)s, '{}', 'FAILED', 3, now() - interval '29 days')",
         {"c": channel_id})
-    AlertSender(engine, app.extensions["etl"].config, "test", threading.Event()).check_freshness()
+    AlertSender(engine, etl_of(app).config, "test", threading.Event()).check_freshness()
     assert sorted(sql("SELECT event_key FROM etl_alert_outbox")) == [("old-pending",), ("recent",)]

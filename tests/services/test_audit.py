@@ -9,6 +9,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from etl_console.extensions import etl_of
 from etl_console.services import audit
 
 
@@ -104,8 +105,8 @@ def test_a_runner_prunes_daily_with_the_configured_retention(app, sql):
     sql("INSERT INTO etl_audit_log (at, actor, actor_kind, action, object_type) VALUES "
         "(now() - interval '40 days', 'old', 'system', 'pipeline.run', 'pipeline'), "
         "(now() - interval '20 days', 'kept', 'system', 'pipeline.run', 'pipeline')")
-    config = replace(app.extensions["etl"].config, audit_retention_days=30)
-    runner = Runner(app.extensions["etl"].database, config)  # not started: the test calls its step
+    config = replace(etl_of(app).config, audit_retention_days=30)
+    runner = Runner(etl_of(app).database, config)  # not started: the test calls its step
     try:
         assert runner.prune_audit_log() == 1
         assert runner.prune_audit_log() is None  # done for today

@@ -8,6 +8,7 @@ import uuid
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
+from etl_console.extensions import etl_of
 from etl_console.services import bulk_actions, pipeline_list
 
 
@@ -32,7 +33,7 @@ def seed(sql, names: list[str]) -> list[uuid.UUID]:
 
 def test_four_concurrent_bulk_runs_queue_one_run_per_pipeline(app, sql):
     ids = seed(sql, [f"b_{i:02d}" for i in range(20)])
-    engine = app.extensions["etl"].database.engine
+    engine = etl_of(app).database.engine
     barrier, outcomes = threading.Barrier(4), []
 
     def run_all(order):
@@ -54,7 +55,7 @@ def test_four_concurrent_bulk_runs_queue_one_run_per_pipeline(app, sql):
 def test_pause_many_counts_a_repeated_or_unknown_id_once(app, sql):
     first, second = seed(sql, ["p_one", "p_two"])
     unknown = uuid.uuid4()
-    outcome = bulk_actions.pause_many(sessionmaker(app.extensions["etl"].database.engine),
+    outcome = bulk_actions.pause_many(sessionmaker(etl_of(app).database.engine),
                                       [first, first, second, unknown])
     assert outcome.summary() == "2 paused, 1 not found"
     assert sql("SELECT DISTINCT status FROM etl_pipelines") == [("PAUSED",)]
@@ -62,7 +63,7 @@ def test_pause_many_counts_a_repeated_or_unknown_id_once(app, sql):
 
 def test_keyset_pages_stay_exact_while_pipelines_are_added(app, sql):
     seed(sql, [f"k_{i:02d}" for i in range(0, 40, 2)])  # k_00, k_02, ... k_38
-    with Session(app.extensions["etl"].database.engine) as session:
+    with Session(etl_of(app).database.engine) as session:
         page = pipeline_list.list_page(session, limit=5)
         seen = [p.name for p in page.pipelines]
         seed(sql, ["k_01", "k_39"])  # one before the cursor, one after it

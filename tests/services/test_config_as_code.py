@@ -6,6 +6,7 @@ import yaml
 from sqlalchemy.orm import Session
 
 from etl_console.api.config_schemas import load_document
+from etl_console.extensions import etl_of
 from etl_console.services import config as config_service
 from tests.conftest import FILM_DIM_QUERY, _truncate
 from tests.connection_helpers import connection_fields
@@ -23,7 +24,7 @@ def app_overrides():
 
 @pytest.fixture
 def context(app, source_url):
-    state = app.extensions["etl"]
+    state = etl_of(app)
     environ = {PASSWORD_ENV: connection_fields(source_url)["password"], SECRET_ENV: WEBHOOK_SECRET}
     return config_service.context_for(state.config, state.database, load_document, environ=environ)
 

@@ -8,6 +8,7 @@ import uuid
 import psycopg2
 import pytest
 
+from etl_console.extensions import etl_of
 from etl_console.services.demo_sources import PRODUCTION_LOGIN, ensure_production_source
 from tests.api.conftest import body_of
 from tests.conftest import finished_run
@@ -26,7 +27,7 @@ def production(app, dsn):
 
 
 def test_the_production_source_is_created_once_and_read_through_its_connection(app, client, production, sql):
-    state = app.extensions["etl"]
+    state = etl_of(app)
     for _ in range(2):  # idempotent
         name = ensure_production_source(state.database, state.config, 700, 1400, database_name=production)
     assert name == "production"
@@ -45,7 +46,7 @@ def test_the_production_source_is_created_once_and_read_through_its_connection(a
 
 
 def test_the_warehouse_connection_loads_inside_postgresql(app, client, production):
-    state = app.extensions["etl"]
+    state = etl_of(app)
     ensure_production_source(state.database, state.config, 300, 600, database_name=production)
     pipeline = body_of(client.post("/api/v1/pipelines/", json={
         "name": "film_dim_same_database", "target_table": "analytics.film_dim", "source_connection": "warehouse",

@@ -6,6 +6,7 @@ import threading
 import pytest
 from sqlalchemy.orm import sessionmaker
 
+from etl_console.extensions import etl_of
 from etl_console.services import schedules
 from etl_console.services.errors import InvalidSchedule
 
@@ -17,7 +18,7 @@ def app_overrides():
 
 def fire_concurrently(app, copies: int) -> list:
     """fire_due from `copies` threads at once, each with its own session, as separate runners would."""
-    engine = app.extensions["etl"].database.engine
+    engine = etl_of(app).database.engine
     barrier, results = threading.Barrier(copies), []
 
     def fire():
