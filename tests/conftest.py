@@ -224,6 +224,23 @@ def sql(dsn):
         connection.close()
 
 
+def end_pooled_connection(database, dsn: str) -> int:
+    """Leave the app's pool one connection, end its server process (as a restart or an idle timeout
+    would), and return that process's id."""
+    database.engine.dispose()
+    with database.engine.connect() as connection:
+        pid = connection.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+    admin = psycopg2.connect(dsn)
+    try:
+        admin.autocommit = True
+        with admin.cursor() as cur:
+            cur.execute("SELECT pg_terminate_backend(%s)", (pid,))
+            assert cur.fetchone()[0]
+    finally:
+        admin.close()
+    return pid
+
+
 def wait_for(predicate, timeout: float = 20.0, interval: float = 0.05, message: str = "condition"):
     """Poll until predicate() is truthy; return its value or fail the test."""
     deadline = time.monotonic() + timeout

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import json
 
-import psycopg2
 import pytest
 from psycopg2.extensions import STATUS_BEGIN
 
 from etl_console.extensions import etl_of
+from tests.conftest import end_pooled_connection
 
 
 def test_get_by_id_answers_the_bytes_the_list_has_for_it(client, create_pipeline):
@@ -34,28 +34,11 @@ def test_the_connection_goes_back_to_the_pool_opening_transactions(app, client, 
         assert dbapi_connection.status == STATUS_BEGIN
 
 
-def _terminate_the_pools_connection(app, dsn) -> int:
-    """Leave the pool one connection, end its server process, and return that process's id."""
-    engine = etl_of(app).database.engine
-    engine.dispose()
-    with engine.connect() as connection:
-        pid = connection.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
-    admin = psycopg2.connect(dsn)
-    try:
-        admin.autocommit = True
-        with admin.cursor() as cur:
-            cur.execute("SELECT pg_terminate_backend(%s)", (pid,))
-            assert cur.fetchone()[0]
-    finally:
-        admin.close()
-    return pid
-
-
 @pytest.mark.parametrize("path", ["/api/v1/pipelines/{id}", "/api/v1/pipelines/", "/api/v1/pipelines/{id}/runs"])
 def test_a_connection_the_server_ended_costs_no_request_whether_pinged_or_read_again(app, client, create_pipeline, dsn, path):
     """The session's checkout pings (engine._ping_on_checkout); GET by id skips the ping and reads again."""
     pipeline = create_pipeline()
-    ended = _terminate_the_pools_connection(app, dsn)
+    ended = end_pooled_connection(etl_of(app).database, dsn)
     answer = client.get(path.format(id=pipeline["id"]))
     assert answer.status_code == 200, answer.get_data(as_text=True)
     with etl_of(app).database.engine.connect() as connection:

@@ -7,10 +7,10 @@ import logging
 from datetime import timedelta
 from types import SimpleNamespace
 
-import psycopg2
 import pytest
 
 from etl_console import logs
+from tests.conftest import end_pooled_connection
 
 
 @pytest.fixture
@@ -25,16 +25,7 @@ def _pool_backend_pid(etl) -> int:
 
 def test_a_pooled_connection_the_server_ended_is_replaced_before_a_request_uses_it(etl, client, create_pipeline, dsn):
     pipeline = create_pipeline()
-    etl.database.engine.dispose()
-    old_pid = _pool_backend_pid(etl)  # the pool now holds this one connection
-    admin = psycopg2.connect(dsn)
-    try:
-        admin.autocommit = True
-        with admin.cursor() as cur:
-            cur.execute("SELECT pg_terminate_backend(%s)", (old_pid,))
-            assert cur.fetchone()[0]
-    finally:
-        admin.close()
+    old_pid = end_pooled_connection(etl.database, dsn)
     answer = client.get(f"/api/v1/pipelines/{pipeline['id']}")
     assert answer.status_code == 200, answer.get_data(as_text=True)
     assert _pool_backend_pid(etl) != old_pid
