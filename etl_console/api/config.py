@@ -92,9 +92,8 @@ def _context():
     return config_service.context_for(current_etl().config, current_etl().database, load_document)
 
 
-def _run(action, query):
-    """plan gets the engine (a dry run in a session of its own); apply, the request's transaction."""
-    target = db_session() if action is config_service.apply else current_etl().database.engine
+def _run(action, target, query):
+    """action(target, document, ...), its invalid document answered as FastAPI's 422 list."""
     try:
         return action(target, _document(), _context(), prune=query["prune"])
     except config_service.ConfigDocumentInvalid as invalid:
@@ -113,7 +112,8 @@ def _run(action, query):
 def plan(query):
     """What applying the document would create, change (field by field) and, with prune, delete.
     Changes nothing; a pipeline that is RUNNING is named in `warnings`."""
-    return _answer(_run(config_service.plan, query), applied=False)
+    # A dry run in a session of its own, never committed.
+    return _answer(_run(config_service.plan, current_etl().database.engine, query), applied=False)
 
 
 @blp.route("/apply", methods=["POST"])
@@ -127,7 +127,7 @@ def plan(query):
 @blp.alt_response(422, description=ERRORS[422], schema=DetailErrorSchema)
 def apply(query):
     """Apply the document in one transaction: all of it, or nothing. Applying it twice changes nothing."""
-    return _answer(_run(config_service.apply, query), applied=True)
+    return _answer(_run(config_service.apply, db_session(), query), applied=True)  # the request's transaction
 
 
 @blp.route("/export", methods=["GET"])

@@ -31,8 +31,6 @@ class Base(DeclarativeBase):
     pass
 
 
-
-
 class Pipeline(Base):
     __tablename__ = "etl_pipelines"
 
